@@ -1,0 +1,10 @@
+"""neurohw: train stochastic spiking networks and run them bit-exactly on chip integers."""
+from ._lava_compat import install as _install_lava_compat
+
+_install_lava_compat()  # before anything imports lava
+
+from .network import BundleError, IntLayer, IntNetwork, RunResult, load_bundle  # noqa: E402
+from .noise import Noise  # noqa: E402
+
+__all__ = ["IntLayer", "IntNetwork", "Noise", "RunResult", "BundleError", "load_bundle"]
+__version__ = "0.1.0"

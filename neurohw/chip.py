@@ -1,0 +1,192 @@
+"""The chip's integer model: every bit width, shift, offset and range, and its arithmetic.
+
+This is the only place where the numbers of the chip are written (see docs/chip.md and
+``../shared/docs/hardware.md``). The emulator, the Lava processes and the hardware-exact
+trainer import them from here. The scalar functions below are written once, in plain
+integer arithmetic that is valid for Python ints, NumPy int64 arrays and Numba int64
+scalars alike, so every backend runs the same definition.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# --- state: u and v are 24-bit, held in int32 --------------------------------------------
+UV_BITS = 24
+UV_HALF = 1 << (UV_BITS - 1)          # 2**23
+UV_SPAN = 1 << UV_BITS                # 2**24: added/subtracted by u's single wrap
+V_MAX = UV_HALF - 1                   # v saturates to [-(2**23 - 1), 2**23 - 1]
+V_MIN = -(UV_HALF - 1)
+
+# --- decays: 12-bit, on a 1/4096 scale ------------------------------------------------------
+DECAY_SHIFT = 12
+DECAY_UNITY = 1 << DECAY_SHIFT        # 4096
+DU_OFFSET = 1                         # u decays by (du + 1) / 4096: du = 0 still decays
+DV_OFFSET = 0
+DU_RANGE = (0, DECAY_UNITY - 1)       # 4095 makes u memoryless
+DV_RANGE = (0, DECAY_UNITY)           # 4096 makes v memoryless
+
+# --- threshold and activation alignment -----------------------------------------------------
+VTH_BITS = 17
+VTH_RANGE = (0, (1 << VTH_BITS) - 1)
+VTH_SHIFT = 6                         # vth_eff = vth << 6
+ACT_SHIFT = 6                         # synaptic input enters u as a << 6
+
+# --- bias -----------------------------------------------------------------------------------
+BIAS_MANT_BITS = 13
+BIAS_MANT_RANGE = (-(1 << (BIAS_MANT_BITS - 1)), (1 << (BIAS_MANT_BITS - 1)) - 1)
+# 3-bit exponent; Lava also accepts a negative exponent as a floor right shift.
+BIAS_EXP_RANGE = (-7, 7)
+
+# --- Dense synapses ---------------------------------------------------------------------------
+MAX_WEIGHT_BITS = 8
+NUM_WEIGHT_BITS_RANGE = (1, MAX_WEIGHT_BITS)
+WEIGHT_EXP_RANGE = (-8, 7)
+# graded input messages: Lava multiplies the payload in int32
+INPUT_MESSAGE_BITS_RANGE = (0, 24)
+SIGN_EXCITATORY, SIGN_MIXED, SIGN_INHIBITORY = 1, 2, 3
+SIGN_MODE_NAMES = {SIGN_EXCITATORY: "excitatory", SIGN_MIXED: "mixed", SIGN_INHIBITORY: "inhibitory"}
+
+# --- on-chip noise (neurohw's own, Loihi-style; see docs/noise.md) -------------------------
+NOISE_INJECT = ("none", "current", "voltage", "threshold")
+NOISE_DIST = ("uniform", "logistic")
+NOISE_R_BITS = 8                      # raw draw r in [0, 255]: the top 8 bits of the hash
+NOISE_R_OFFSET = 128                  # uniform noise is r - 128
+NOISE_MANT_SCALE = 64                 # noise = (x + noise_mant * 64) * 2**(noise_exp - 7)
+NOISE_EXP_BIAS = 7
+NOISE_MANT_RANGE = (-16, 15)
+NOISE_EXP_RANGE = (0, 23)
+NOISE_SEED_RANGE = (0, (1 << 32) - 1)
+LOGISTIC_SCALE = 16.0                 # logistic table: round(16 * logit((r + 0.5) / 256))
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+# ============================================================================================
+# Validation
+# ============================================================================================
+def check_range(where: str, name: str, value, lo: int, hi: int) -> None:
+    """Raise ValueError naming the place, the parameter, the offending value and the range."""
+    arr = np.asarray(value)
+    if arr.size == 0:
+        return
+    bad = (arr < lo) | (arr > hi)
+    if np.any(bad):
+        idx = np.argwhere(bad)[0]
+        off = arr[tuple(idx)] if arr.ndim else arr
+        at = f" at index {tuple(int(i) for i in idx)}" if arr.ndim else ""
+        raise ValueError(f"{where}: {name} = {int(off)}{at} is out of range; allowed [{lo}, {hi}]")
+
+
+def check_int(where: str, name: str, value) -> np.ndarray:
+    """Integer-typed arrays only: a float silently truncated by Lava is a bug, not an input."""
+    arr = np.asarray(value)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{where}: {name} must have an integer dtype, got {arr.dtype}")
+    return arr
+
+
+# ============================================================================================
+# Dense weights as Lava preprocesses them (clip by sign mode, then truncate low bits)
+# ============================================================================================
+def sign_mode(weights: np.ndarray) -> int:
+    """Lava's rule: excitatory if min >= 0, inhibitory if max <= 0, else mixed."""
+    w = np.asarray(weights)
+    if w.size == 0 or w.min() >= 0:
+        return SIGN_EXCITATORY
+    if w.max() <= 0:
+        return SIGN_INHIBITORY
+    return SIGN_MIXED
+
+
+def weight_limits(mode: int, num_weight_bits: int = MAX_WEIGHT_BITS) -> tuple[int, int, int]:
+    """(lowest, highest, step) of the weights Lava leaves unchanged for this sign mode."""
+    k = MAX_WEIGHT_BITS - num_weight_bits + (1 if mode == SIGN_MIXED else 0)
+    step = 1 << k
+    top = ((1 << MAX_WEIGHT_BITS) - 1) >> k << k
+    if mode == SIGN_EXCITATORY:
+        return 0, top, step
+    if mode == SIGN_INHIBITORY:
+        return -top, 0, step
+    return -(1 << MAX_WEIGHT_BITS), top, step
+
+
+def lava_weights(weights: np.ndarray, num_weight_bits: int = MAX_WEIGHT_BITS) -> np.ndarray:
+    """What Lava's bit-accurate Dense makes of a weight matrix (clip, then truncate)."""
+    mode = sign_mode(weights)
+    w = np.asarray(weights).astype(np.int64)
+    k = MAX_WEIGHT_BITS - num_weight_bits + (1 if mode == SIGN_MIXED else 0)
+    if mode == SIGN_INHIBITORY:
+        w = np.clip(-w, 0, (1 << MAX_WEIGHT_BITS) - 1)
+        return -((w >> k) << k)
+    lo = -(1 << MAX_WEIGHT_BITS) if mode == SIGN_MIXED else 0
+    w = np.clip(w, lo, (1 << MAX_WEIGHT_BITS) - 1)
+    return (w >> k) << k
+
+
+def effective_bias(bias_mant, bias_exp) -> np.ndarray:
+    """bias = bias_mant << bias_exp (floor right shift for a negative exponent)."""
+    m = np.asarray(bias_mant, dtype=np.int64)
+    e = np.asarray(bias_exp, dtype=np.int64)
+    return np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
+
+
+# ============================================================================================
+# Scalar arithmetic shared by every backend (int64 in, int64 out)
+# ============================================================================================
+@njit(cache=True, inline="always")
+def wrap32(x):
+    """Two's-complement int32 wrap: what Lava's int32 arrays do on overflow."""
+    return ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
+
+
+@njit(cache=True, inline="always")
+def decay(x, factor):
+    """x * factor / 4096, rounded toward zero, as int64 product then shift of |p|."""
+    p = x * factor
+    if p >= 0:
+        return p >> DECAY_SHIFT
+    return -((-p) >> DECAY_SHIFT)
+
+
+@njit(cache=True, inline="always")
+def shift_exp(x, e):
+    """x << e, or floor x >> -e for e < 0 (weight_exp, bias_exp, noise exponent)."""
+    if e >= 0:
+        return x << e
+    return x >> (-e)
+
+
+@njit(cache=True, inline="always")
+def dense_out(acc, weight_exp, graded):
+    """Dense's message: acc shifted by weight_exp, sent on an int32 port.
+
+    Binary spikes sum in int64 before the shift; graded payloads are multiplied in
+    int32 (so they wrap before the shift)."""
+    if graded:
+        acc = wrap32(acc)
+    return wrap32(shift_exp(acc, weight_exp))
+
+
+@njit(cache=True, inline="always")
+def lif_update(u, v, a, du, dv, vth_eff, bias, n_u, n_v, n_th):
+    """One LIF step of PyLifModelBitAcc, plus neurohw's noise terms.
+
+    a: the summed int32 input; n_u / n_v: noise added to u's / v's input (kept in the
+    state); n_th: noise added for the threshold comparison only. Returns (u, v, spike)."""
+    # u: decay (toward zero), input << 6 (int32), int32 sum, one conditional 24-bit wrap
+    cur = wrap32(decay(u, DECAY_UNITY - (du + DU_OFFSET)) + wrap32(a << ACT_SHIFT) + n_u)
+    if cur > UV_HALF:
+        cur -= UV_SPAN
+    elif cur <= -UV_HALF:
+        cur += UV_SPAN
+    # v: decay, + new u + bias in int32, saturate to 24 bits
+    vol = wrap32(decay(v, DECAY_UNITY - (dv + DV_OFFSET)) + cur + bias + n_v)
+    if vol > V_MAX:
+        vol = V_MAX
+    elif vol < V_MIN:
+        vol = V_MIN
+    spike = (vol + n_th) > vth_eff
+    if spike:
+        vol = 0
+    return cur, vol, spike

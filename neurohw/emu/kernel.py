@@ -1,0 +1,82 @@
+"""The emulator's compiled core: a whole batch of samples, in parallel over samples.
+
+The network arrives packed into flat arrays (see neurohw.emu.pack). Per sample and step,
+each layer l (active from step l + 1, see docs/timing.md) accumulates the Dense input of
+the previous step's spikes, then updates its neurons with chip.lif_update, the one
+definition of the neuron that every backend shares.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..chip import dense_out, lif_update, wrap32
+from ..noise import noise_terms
+
+
+@njit(cache=True, inline="always")
+def _accumulate(acc, n, w, base, x, graded):
+    if graded:
+        for k in range(n):
+            acc[k] += w[base + k] * x
+    else:
+        for k in range(n):
+            acc[k] += w[base + k]
+
+
+@njit(parallel=True, cache=True)
+def run_batch(raster, graded, sample_ids, sizes, n_off, w, w_off, w_exp, r_off, r_exp,
+              du, dv, vth_eff, bias, nz_kind, nz_dist, nz_mant, nz_exp, nz_seed, tables,
+              probes, out_s, out_u, out_v):
+    n_batch, n_steps, n_in = raster.shape
+    n_layers = sizes.shape[0] - 1
+    n_total = n_off[n_layers]
+    n_max = 0
+    for l in range(n_layers):
+        n_max = max(n_max, sizes[l + 1])
+    for b in prange(n_batch):
+        u = np.zeros(n_total, np.int64)
+        v = np.zeros(n_total, np.int64)
+        s_prev = np.zeros(n_total, np.uint8)
+        s_new = np.zeros(n_total, np.uint8)
+        acc = np.zeros(n_max, np.int64)
+        acc_rec = np.zeros(n_max, np.int64)
+        sid = sample_ids[b]
+        for t in range(n_steps):
+            for l in range(n_layers):
+                n = sizes[l + 1]
+                off = n_off[l]
+                if t <= l:              # at rest until the sample's first input can arrive
+                    continue
+                acc[:n] = 0
+                if l == 0:
+                    for j in range(n_in):
+                        x = raster[b, t - 1, j]
+                        if x != 0:
+                            _accumulate(acc, n, w, w_off[0] + j * n, np.int64(x), graded)
+                else:
+                    prev = n_off[l - 1]
+                    for j in range(sizes[l]):
+                        if s_prev[prev + j]:
+                            _accumulate(acc, n, w, w_off[l] + j * n, np.int64(1), False)
+                rec = r_off[l] >= 0
+                if rec:
+                    acc_rec[:n] = 0
+                    for j in range(n):
+                        if s_prev[off + j]:
+                            _accumulate(acc_rec, n, w, r_off[l] + j * n, np.int64(1), False)
+                kind = nz_kind[l]
+                for k in range(n):
+                    a = dense_out(acc[k], w_exp[l], graded and l == 0)
+                    if rec:
+                        a = wrap32(a + dense_out(acc_rec[k], r_exp[l], False))
+                    n_u, n_v, n_th = noise_terms(kind, nz_dist[l], nz_mant[l], nz_exp[l], nz_seed[l], tables,
+                                                 l, k, t, sid)
+                    i = off + k
+                    uu, vv, sp = lif_update(u[i], v[i], a, du[l], dv[l], vth_eff[l], bias[i], n_u, n_v, n_th)
+                    u[i] = uu
+                    v[i] = vv
+                    s_new[i] = sp
+                    out_s[b, t, i] = sp
+                    if probes:
+                        out_u[b, t, i] = uu
+                        out_v[b, t, i] = vv
+            s_prev, s_new = s_new, s_prev
