@@ -72,8 +72,10 @@ def _to_batches(flat: np.ndarray, B: int, T: int, layer: int) -> np.ndarray:
     return out
 
 
-def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None) -> RunResult:
-    """Run a batch [batch, steps, n_in] in one Lava run; same result type as emu.run."""
+def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, use_lava_lif: bool = True) -> RunResult:
+    """Run a batch [batch, steps, n_in] in one Lava run; same result type as emu.run.
+
+    use_lava_lif=False puts ChipLIF in every layer (to check ChipLIF against Lava's LIF)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.monitor.process import Monitor
@@ -82,7 +84,7 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None) -> RunRe
     B, T, _ = r.shape
     if sample_ids is not None and np.shape(sample_ids) != (B,):
         raise ValueError(f"sample_ids: shape {np.shape(sample_ids)}, expected ({B},)")
-    source, lifs, sinks = build(net, r, sample_ids)
+    source, lifs, sinks = build(net, r, sample_ids, use_lava_lif)
     monitors = []
     if probes:
         for lif in lifs:
