@@ -1,0 +1,5 @@
+"""The trainer: float stochastic spiking networks with the chip's structure and timing."""
+from .escape import Escape, Spiking, spike
+from .model import LayerSpec, LIFLayer, SpikingNet, lif_step
+
+__all__ = ["Escape", "Spiking", "spike", "LayerSpec", "LIFLayer", "SpikingNet", "lif_step"]

@@ -1,0 +1,113 @@
+"""Float spiking networks with exactly the chip's structure and timing.
+
+Per layer: u = u*(1 - du_frac) + W s_prev (+ W_rec s_self_prev); v = v*(1 - dv_frac) + u + bias;
+s = spike(v - vth); v = 0 where s. The Dense delay is one step, and layer l is at rest until
+step l + 1 (docs/timing.md), so a trained network maps one to one onto an IntNetwork.
+Decay fractions follow the chip: du_frac = (du + 1) / 4096, dv_frac = dv / 4096.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .. import chip
+from .escape import Spiking, spike
+
+
+def du_frac(du: int) -> float:
+    return (du + chip.DU_OFFSET) / chip.DECAY_UNITY
+
+
+def dv_frac(dv: int) -> float:
+    return (dv + chip.DV_OFFSET) / chip.DECAY_UNITY
+
+
+@dataclass
+class LayerSpec:
+    n_out: int
+    du: int = 409                 # chip integers; the float layer uses the chip's fractions
+    dv: int = 409
+    vth: float = 1.0
+    recurrent: bool = False
+    spiking: Spiking = field(default_factory=Spiking)
+    train_decays: bool = False
+
+
+def lif_step(u, v, a, du_f, dv_f, bias, vth):
+    """One float LIF sub-threshold step (pure): returns new (u, v, v - vth) before spiking."""
+    u = u * (1 - du_f) + a
+    v = v * (1 - dv_f) + u + bias
+    return u, v, v - vth
+
+
+class LIFLayer(nn.Module):
+    def __init__(self, n_in: int, spec: LayerSpec):
+        super().__init__()
+        self.spec = spec
+        self.weight = nn.Parameter(torch.zeros(spec.n_out, n_in))
+        self.rec = nn.Parameter(torch.zeros(spec.n_out, spec.n_out)) if spec.recurrent else None
+        self.bias = nn.Parameter(torch.zeros(spec.n_out))
+        self.register_buffer("vth", torch.tensor(float(spec.vth)))
+        d = torch.tensor([du_frac(spec.du), dv_frac(spec.dv)])
+        self.decays = nn.Parameter(d) if spec.train_decays else None
+        if not spec.train_decays:
+            self.register_buffer("fixed_decays", d)
+
+    @property
+    def du_dv(self):
+        d = self.decays if self.decays is not None else self.fixed_decays
+        return d.clamp(0.0, 1.0)
+
+
+class SpikingNet(nn.Module):
+    """Layers of LIFLayer; optional non-spiking readout (LIF without spikes) of n_readout units."""
+
+    def __init__(self, n_in: int, layers: list[LayerSpec], readout: LayerSpec | None = None):
+        super().__init__()
+        self.n_in = n_in
+        sizes = [n_in] + [s.n_out for s in layers]
+        self.layers = nn.ModuleList(LIFLayer(a, s) for a, s in zip(sizes[:-1], layers))
+        self.readout = LIFLayer(sizes[-1], readout) if readout is not None else None
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, record: bool = False):
+        """x: [batch, steps, n_in] float. Returns dict with 'spikes' (per layer [B, T, n]),
+        'readout_v' ([B, T, n]) if a readout exists, and 'v' per layer when record=True."""
+        B, T, _ = x.shape
+        mods = list(self.layers) + ([self.readout] if self.readout is not None else [])
+        n_spiking = len(self.layers)
+        state = [(x.new_zeros(B, m.spec.n_out), x.new_zeros(B, m.spec.n_out)) for m in mods]
+        prev = [x.new_zeros(B, m.spec.n_out) for m in mods]
+        out_s = [[] for _ in mods]
+        out_v = [[] for _ in mods]
+        for t in range(T):
+            new = []
+            for l, m in enumerate(mods):
+                u, v = state[l]
+                if t <= l:
+                    s = x.new_zeros(B, m.spec.n_out)
+                else:
+                    src = x[:, t - 1] if l == 0 else prev[l - 1]
+                    a = src @ m.weight.t()
+                    if m.rec is not None:
+                        a = a + prev[l] @ m.rec.t()
+                    du_f, dv_f = m.du_dv
+                    u, v, xv = lif_step(u, v, a, du_f, dv_f, m.bias, m.vth)
+                    if l < n_spiking:
+                        s = spike(xv, m.spec.spiking, generator)
+                        keep = 1 - (s.detach() if m.spec.spiking.detach_reset else s)
+                        v = v * keep
+                    else:
+                        s = x.new_zeros(B, m.spec.n_out)
+                    state[l] = (u, v)
+                new.append(s)
+                out_s[l].append(s)
+                out_v[l].append(state[l][1])
+            prev = new
+        res = {"spikes": [torch.stack(s, 1) for s in out_s[:n_spiking]]}
+        if self.readout is not None:
+            res["readout_v"] = torch.stack(out_v[-1], 1)
+        if record:
+            res["v"] = [torch.stack(v, 1) for v in out_v[:n_spiking]]
+        return res

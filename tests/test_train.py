@@ -1,0 +1,125 @@
+"""Trainer core: the float LIF recurrence, escape functions and surrogate gradients."""
+import numpy as np
+import pytest
+import torch
+
+from neurohw import Noise
+from neurohw.noise import escape_probability
+from neurohw.train import Escape, LayerSpec, Spiking, SpikingNet, spike
+
+
+def numpy_reference(x, params, readout):
+    """Independent step-by-step NumPy LIF chain with one-step Dense delay and rest until l+1."""
+    B, T, _ = x.shape
+    mods = params + [readout]
+    u = [np.zeros((B, p["W"].shape[0])) for p in mods]
+    v = [np.zeros_like(a) for a in u]
+    s_prev = [np.zeros_like(a) for a in u]
+    spikes = [np.zeros((B, T, p["W"].shape[0])) for p in params]
+    rv = np.zeros((B, T, readout["W"].shape[0]))
+    for t in range(T):
+        s_now = [np.zeros_like(a) for a in u]
+        for l, p in enumerate(mods):
+            if t < l + 1:
+                continue
+            inp = x[:, t - 1] if l == 0 else s_prev[l - 1]
+            a = inp @ p["W"].T + (s_prev[l] @ p["R"].T if p.get("R") is not None else 0)
+            u[l] = u[l] * (1 - p["du"]) + a
+            v[l] = v[l] * (1 - p["dv"]) + u[l] + p["b"]
+            if l < len(params):
+                s = (v[l] - p["vth"] > 0).astype(float)
+                v[l] = v[l] * (1 - s)
+                s_now[l] = s
+                spikes[l][:, t] = s
+            else:
+                rv[:, t] = v[l]
+        s_prev = s_now
+    return spikes, rv
+
+
+def test_float_recurrence_matches_numpy_reference():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    specs = [LayerSpec(n_out=6, du=400, dv=800, vth=1.0, recurrent=True), LayerSpec(n_out=5, du=0, dv=4096, vth=0.5)]
+    net = SpikingNet(4, specs, readout=LayerSpec(n_out=3, du=1000, dv=300))
+    params = []
+    with torch.no_grad():
+        for m in list(net.layers) + [net.readout]:
+            m.weight.copy_(torch.randn_like(m.weight))
+            m.bias.copy_(0.1 * torch.randn_like(m.bias))
+            if m.rec is not None:
+                m.rec.copy_(0.5 * torch.randn_like(m.rec))
+            du, dv = (float(d) for d in m.du_dv)
+            params.append(dict(W=m.weight.double().numpy(), R=None if m.rec is None else m.rec.double().numpy(),
+                               b=m.bias.double().numpy(), du=du, dv=dv, vth=float(m.vth)))
+    x = (rng.random((3, 20, 4)) < 0.4).astype(float)
+    res = net.double()(torch.tensor(x))
+    ref_s, ref_v = numpy_reference(x, params[:-1], params[-1])
+    for a, b in zip(res["spikes"], ref_s):
+        assert np.array_equal(a.detach().numpy(), b)
+    assert np.allclose(res["readout_v"].detach().numpy(), ref_v, rtol=0, atol=1e-12)
+    assert sum(s.sum() for s in ref_s) > 0
+    # decays follow the chip: du = 400 -> 401/4096, dv = 800 -> 800/4096
+    assert params[0]["du"] == pytest.approx(401 / 4096) and params[0]["dv"] == pytest.approx(800 / 4096)
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "erf", "exp", "uniform"])
+def test_escape_derivative_is_the_derivative_of_f(kind):
+    esc = Escape(kind, beta=2.0)
+    x = torch.linspace(-3, 3, 601, dtype=torch.float64, requires_grad=True)
+    f = esc.f(x)
+    (g,) = torch.autograd.grad(f.sum(), x)
+    assert torch.all(torch.diff(f.detach()) >= 0)
+    mask = (x.detach().abs() - 0.25).abs() > 1e-6 if kind == "uniform" else torch.ones_like(x, dtype=bool)
+    assert torch.allclose(g[mask], esc.df(x.detach())[mask], atol=1e-9)
+
+
+def test_single_stochastic_neuron_surrogate_is_f_prime_times_input():
+    """For fixed draws, d s / d w = f'(w x - theta) * x exactly; averaged over draws it is the
+    derivative of the expected output f(w x - theta)."""
+    esc = Escape("sigmoid", beta=3.0)
+    sp = Spiking(stochastic=True, escape=esc)
+    x, theta = 0.7, 0.5
+    w = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+    gen = torch.Generator().manual_seed(1)
+    draws = torch.rand(200000, generator=gen, dtype=torch.float64)
+    s = spike((w * x - theta).expand(draws.shape), sp, draws=draws)
+    (g,) = torch.autograd.grad(s.sum(), w)
+    z = torch.tensor(0.9 * x - theta, dtype=torch.float64)
+    fprime = esc.df(z) * x
+    assert g.item() / draws.numel() == pytest.approx(fprime.item(), rel=1e-12)
+    # the expected output's exact derivative, and the Monte-Carlo mean of s
+    w2 = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+    (exact,) = torch.autograd.grad(esc.f(w2 * x - theta), w2)
+    assert exact.item() == pytest.approx(fprime.item(), rel=1e-12)
+    p = esc.f(z).item()
+    assert abs(s.mean().item() - p) < 4 * np.sqrt(p * (1 - p) / draws.numel())
+
+
+def test_chip_escape_equals_the_chip_staircase():
+    nz = Noise(inject="threshold", dist="logistic", exp=9, seed=3)
+    esc = Escape.from_chip(nz)
+    v = np.arange(-2000, 2000, 7)
+    got = esc.f(torch.tensor(v, dtype=torch.float64)).numpy()
+    assert np.array_equal(got, escape_probability(v, 0, nz))
+    # and its smooth surrogate is the matching sigmoid: within 1 % of the staircase
+    assert np.max(np.abs(torch.sigmoid(esc.beta * torch.tensor(v, dtype=torch.float64)).numpy() - got)) < 0.01
+
+
+def test_deterministic_surrogates_and_scaling():
+    x = torch.tensor([0.0, 0.1, -0.2], dtype=torch.float64, requires_grad=True)
+    sp = Spiking(surrogate="superspike", surrogate_beta=10.0)
+    s = spike(x, sp)
+    assert s.tolist() == [0.0, 1.0, 0.0]
+    (g,) = torch.autograd.grad(s.sum(), x)
+    assert torch.allclose(g, 1 / (10 * x.detach().abs() + 1) ** 2)
+    sp2 = Spiking(surrogate="superspike", surrogate_beta=10.0, scale_by_beta=True)
+    (g2,) = torch.autograd.grad(spike(x, sp2).sum(), x)
+    assert torch.allclose(g2, g / 10)
+
+
+def test_escape_validation():
+    with pytest.raises(ValueError, match="escape: kind = 'tanh' is not allowed"):
+        Escape("tanh")
+    with pytest.raises(ValueError, match="beta = 0 must be > 0"):
+        Escape("sigmoid", beta=0)
