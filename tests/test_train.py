@@ -123,3 +123,25 @@ def test_escape_validation():
         Escape("tanh")
     with pytest.raises(ValueError, match="beta = 0 must be > 0"):
         Escape("sigmoid", beta=0)
+
+
+def test_losses():
+    from neurohw.train import losses
+    s = torch.zeros(2, 5, 3)
+    s[0, 2, 1] = 1
+    s[1, 0, 2] = 1
+    assert losses.first_spike_time(s).tolist() == [[5, 2, 5], [5, 5, 0]]
+    assert losses.l2_spike_train(s, torch.zeros_like(s)).item() == 1.0
+    assert losses.van_rossum(s, s).item() == 0.0
+    # one spike alone: sum over t of exp(-2t/tau) / tau, truncated at the raster's end
+    one = torch.zeros(1, 50, 1)
+    one[0, 0, 0] = 1
+    expect = sum(np.exp(-2 * t / 10.0) for t in range(50)) / 10.0
+    assert losses.van_rossum(one, torch.zeros_like(one), tau=10.0).item() == pytest.approx(expect, rel=1e-6)
+    v = torch.randn(4, 7, 3)
+    y = torch.tensor([0, 1, 2, 1])
+    assert losses.max_over_time_ce(v, y).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(v.max(1).values, y).item())
+    reg = losses.rate_regularizer([torch.ones(2, 4, 3)], lower=[0.0], upper=[0.5])
+    assert reg.item() == pytest.approx(0.25)
+    assert losses.fano_factor(torch.tensor([[1.0], [3.0]])).item() == pytest.approx(1.0)
