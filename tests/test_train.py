@@ -145,3 +145,50 @@ def test_losses():
     reg = losses.rate_regularizer([torch.ones(2, 4, 3)], lower=[0.0], upper=[0.5])
     assert reg.item() == pytest.approx(0.25)
     assert losses.fano_factor(torch.tensor([[1.0], [3.0]])).item() == pytest.approx(1.0)
+
+
+def _tiny_task(seed=0):
+    from neurohw import data
+    f, y = data.yin_yang(96, seed)
+    x = data.latency_encode(f, 12, t_max=8)
+    return dict(x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+
+
+def _tiny_net(stochastic):
+    torch.manual_seed(3)
+    sp = Spiking(stochastic=stochastic, escape=Escape("sigmoid", beta=5.0))
+    net = SpikingNet(5, [LayerSpec(n_out=16, spiking=sp)], readout=LayerSpec(n_out=3))
+    with torch.no_grad():
+        net.layers[0].weight.normal_(0, 1.0)
+    return net
+
+
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_resume_reproduces_uninterrupted_training(tmp_path, stochastic):
+    from neurohw.train import losses
+    from neurohw.train.loop import TrainConfig, fit
+    d = _tiny_task()
+    loss = lambda o, y: losses.max_over_time_ce(o["readout_v"], y)  # noqa: E731
+    pred = lambda o: o["readout_v"].max(1).values.argmax(1)  # noqa: E731
+    a = _tiny_net(stochastic)
+    ma = fit(a, d, loss, pred, TrainConfig(epochs=3, batch_size=16, trials=2), out_dir=tmp_path / "a", progress=False)
+    calls = []
+
+    def interrupted(o, y):          # Ctrl-C in the middle of epoch 2
+        calls.append(1)
+        if len(calls) > 4 * 2 + 3:
+            raise KeyboardInterrupt
+        return loss(o, y)
+    b = _tiny_net(stochastic)
+    with pytest.raises(KeyboardInterrupt):
+        fit(b, d, interrupted, pred, TrainConfig(epochs=3, batch_size=16, trials=2), out_dir=tmp_path / "b",
+            progress=False)
+    # a new process builds a fresh net and resumes from the epoch-1 checkpoint
+    b2 = _tiny_net(stochastic)
+    mb = fit(b2, d, loss, pred, TrainConfig(epochs=3, batch_size=16, trials=2), out_dir=tmp_path / "b",
+             progress=False)
+    for p, q in zip(a.state_dict().values(), b2.state_dict().values()):
+        assert torch.equal(p, q)
+    assert ma["loss"] == mb["loss"] and len(mb["test_acc"]) == 3
+    assert (tmp_path / "b" / "metrics.json").exists()
+    assert not [p for p in (tmp_path / "b").iterdir() if p.name.startswith(".")]
