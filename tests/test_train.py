@@ -192,3 +192,15 @@ def test_resume_reproduces_uninterrupted_training(tmp_path, stochastic):
     assert ma["loss"] == mb["loss"] and len(mb["test_acc"]) == 3
     assert (tmp_path / "b" / "metrics.json").exists()
     assert not [p for p in (tmp_path / "b").iterdir() if p.name.startswith(".")]
+
+
+def test_fluctuation_init_hits_the_target_membrane_std():
+    from neurohw.train.init import fluctuation_init
+    rng = np.random.default_rng(0)
+    x = (rng.random((256, 120, 50)) < 0.1).astype(np.float32)
+    net = SpikingNet(50, [LayerSpec(n_out=200, du=409, dv=205, vth=1.0)])
+    fluctuation_init(net, x, xi=5.0)
+    with torch.no_grad():
+        v = net(torch.as_tensor(x), record=True)["v"][0][:, 60:]
+    per_neuron = v.reshape(-1, v.shape[-1]).std(0)          # fluctuations around each mean
+    assert 0.7 < float(per_neuron.mean()) / (1.0 / 5.0) < 1.3
