@@ -5,6 +5,7 @@ _install_lava_compat()  # before anything imports lava
 
 from .network import BundleError, IntLayer, IntNetwork, RunResult, load_bundle  # noqa: E402
 from .noise import Noise  # noqa: E402
+from . import emu, lava  # noqa: E402  (neurohw.lava imports lava itself only when run)
 
-__all__ = ["IntLayer", "IntNetwork", "Noise", "RunResult", "BundleError", "load_bundle"]
+__all__ = ["emu", "lava", "IntLayer", "IntNetwork", "Noise", "RunResult", "BundleError", "load_bundle"]
 __version__ = "0.1.0"
