@@ -2,9 +2,9 @@
 
 This is the only place where the numbers of the chip are written (see docs/chip.md and
 ``../shared/docs/hardware.md``). The emulator, the Lava processes and the hardware-exact
-trainer import them from here. The scalar functions below are written once, in plain
-integer arithmetic that is valid for Python ints, NumPy int64 arrays and Numba int64
-scalars alike, so every backend runs the same definition.
+trainer import them from here. The scalar step functions below are written once, in plain
+integer arithmetic on int64 scalars, compiled by Numba for the emulator and the Lava process
+(and callable from Python via ``.py_func``), so every backend runs the same definition.
 """
 from __future__ import annotations
 
@@ -58,8 +58,6 @@ NOISE_MANT_RANGE = (-16, 15)
 NOISE_EXP_RANGE = (0, 23)
 NOISE_SEED_RANGE = (0, (1 << 32) - 1)
 LOGISTIC_SCALE = 16.0                 # logistic table: round(16 * logit((r + 0.5) / 256))
-
-INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
 # ============================================================================================
@@ -125,10 +123,9 @@ def lava_weights(weights: np.ndarray, num_weight_bits: int = MAX_WEIGHT_BITS) ->
 
 
 def effective_bias(bias_mant, bias_exp) -> np.ndarray:
-    """bias = bias_mant << bias_exp (floor right shift for a negative exponent)."""
-    m = np.asarray(bias_mant, dtype=np.int64)
-    e = np.asarray(bias_exp, dtype=np.int64)
-    return np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
+    """bias = bias_mant << bias_exp (floor right shift for a negative exponent), per neuron."""
+    m, e = np.broadcast_arrays(np.asarray(bias_mant, np.int64), np.asarray(bias_exp, np.int64))
+    return np.array([shift_exp(int(a), int(b)) for a, b in zip(m.ravel(), e.ravel())], np.int64).reshape(m.shape)
 
 
 # ============================================================================================

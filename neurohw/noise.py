@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from . import chip
+from .chip import NOISE_EXP_BIAS, NOISE_MANT_SCALE, shift_exp
 
 M32 = 0xFFFFFFFF
 _C1, _C2 = 0xCC9E2D51, 0x1B873593
@@ -55,21 +56,14 @@ NOISE_TABLES = np.stack([UNIFORM_TABLE, LOGISTIC_TABLE])  # indexed [dist, r]
 @njit(cache=True, inline="always")
 def noise_value(h, tables, dist, mant, exp):
     """Noise from a hash: x = table[dist][top 8 bits], then (x + mant*64) * 2**(exp - 7)."""
-    x = tables[dist, h >> 24] + mant * 64
-    e = exp - 7
-    if e >= 0:
-        return x << e
-    return x >> (-e)
+    return shift_exp(tables[dist, h >> 24] + mant * NOISE_MANT_SCALE, exp - NOISE_EXP_BIAS)
 
 
 def draw(seed, layer, neuron, step, sample, dist="uniform", mant=0, exp=7):
     """NumPy reference: the noise values for broadcast arrays of keys."""
     args = np.broadcast_arrays(*(np.asarray(a, dtype=np.int64) for a in (seed, layer, neuron, step, sample)))
     h = murmur3_key.py_func(*args)
-    d = chip.NOISE_DIST.index(dist)
-    x = NOISE_TABLES[d][h >> 24] + mant * chip.NOISE_MANT_SCALE
-    e = exp - chip.NOISE_EXP_BIAS
-    return x << e if e >= 0 else x >> -e
+    return Noise(dist=dist, mant=mant, exp=exp).values()[h >> 24]
 
 
 # ============================================================================================
@@ -103,9 +97,8 @@ class Noise:
 
     def values(self) -> np.ndarray:
         """The 256 equally likely noise values (one per raw draw r), in v units."""
-        x = NOISE_TABLES[chip.NOISE_DIST.index(self.dist)] + self.mant * chip.NOISE_MANT_SCALE
-        e = self.exp - chip.NOISE_EXP_BIAS
-        return x << e if e >= 0 else x >> -e
+        d = chip.NOISE_DIST.index(self.dist)
+        return np.array([noise_value(r << 24, NOISE_TABLES, d, self.mant, self.exp) for r in range(256)])
 
 
 # ============================================================================================

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import chip
 from .. import noise as chip_noise
 
 ESCAPES = ("sigmoid", "erf", "exp", "uniform", "chip")
@@ -72,7 +73,7 @@ class Escape:
         """The chip's escape function of threshold noise, with beta matched to its width."""
         n = noise.values().astype(np.float64)
         if noise.dist == "logistic":
-            beta = 1.0 / (chip_noise.chip.LOGISTIC_SCALE * 2.0 ** (noise.exp - 7) * unit)
+            beta = 1.0 / (chip.LOGISTIC_SCALE * 2.0 ** (noise.exp - 7) * unit)
         else:
             beta = 1.0 / ((n.max() - n.min() + 2.0 ** (noise.exp - 7)) * unit)
         return cls(kind="chip", beta=beta, noise=noise, unit=unit)
