@@ -60,6 +60,9 @@ NOISE_SEED_RANGE = (0, (1 << 32) - 1)
 LOGISTIC_SCALE = 16.0                 # logistic table: round(16 * logit((r + 0.5) / 256))
 
 
+FLAG_U_WRAP, FLAG_V_SAT = 1, 2     # what lif_update reports it did silently
+
+
 # ============================================================================================
 # Validation
 # ============================================================================================
@@ -170,20 +173,27 @@ def lif_update(u, v, a, du, dv, vth_eff, bias, n_u, n_v, n_th):
     """One LIF step of PyLifModelBitAcc, plus neurohw's noise terms.
 
     a: the summed int32 input; n_u / n_v: noise added to u's / v's input (kept in the
-    state); n_th: noise added for the threshold comparison only. Returns (u, v, spike)."""
+    state); n_th: noise added for the threshold comparison only. Returns (u, v, spike, flags);
+    flags says what the chip did silently: FLAG_U_WRAP if u wrapped, FLAG_V_SAT if v saturated,
+    so that quantization reports can count it."""
+    flags = 0
     # u: decay (toward zero), input << 6 (int32), int32 sum, one conditional 24-bit wrap
     cur = wrap32(decay(u, DECAY_UNITY - (du + DU_OFFSET)) + wrap32(a << ACT_SHIFT) + n_u)
     if cur > UV_HALF:
         cur -= UV_SPAN
+        flags |= FLAG_U_WRAP
     elif cur <= -UV_HALF:
         cur += UV_SPAN
+        flags |= FLAG_U_WRAP
     # v: decay, + new u + bias in int32, saturate to 24 bits
     vol = wrap32(decay(v, DECAY_UNITY - (dv + DV_OFFSET)) + cur + bias + n_v)
     if vol > V_MAX:
         vol = V_MAX
+        flags |= FLAG_V_SAT
     elif vol < V_MIN:
         vol = V_MIN
+        flags |= FLAG_V_SAT
     spike = (vol + n_th) > vth_eff
     if spike:
         vol = 0
-    return cur, vol, spike
+    return cur, vol, spike, flags

@@ -2,13 +2,13 @@
 
 The network arrives packed into flat arrays (see neurohw.emu.pack). Per sample and step,
 each layer l (active from step l + 1, see docs/timing.md) accumulates the Dense input of
-the previous step's spikes, then updates its neurons with chip.lif_update, the one
-definition of the neuron that every backend shares.
+the previous step's spikes, then updates its neurons with neuron_step (chip.lif_update plus
+Dense outputs and noise), the one definition of the neuron that every backend shares.
 """
 import numpy as np
 from numba import njit, prange
 
-from ..chip import dense_out, lif_update, wrap32
+from ..chip import FLAG_U_WRAP, FLAG_V_SAT, dense_out, lif_update, wrap32
 from ..noise import noise_terms
 
 
@@ -20,6 +20,43 @@ def _accumulate(acc, n, w, base, x, graded):
     else:
         for k in range(n):
             acc[k] += w[base + k]
+
+
+@njit(cache=True, inline="always")
+def neuron_step(u, v, acc, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, bias,
+                kind, dist, mant, exp, seed, tables, layer, k, t, sid):
+    """One neuron, one step: Dense outputs, noise, chip.lif_update -> (u, v, spike, flags).
+
+    The one place where a step of the integer network is assembled; the emulator's kernel
+    and the hardware-exact trainer (layer_step) both call it."""
+    a = dense_out(acc, w_exp, graded)
+    if rec:
+        a = wrap32(a + dense_out(acc_rec, r_exp, False))
+    n_u, n_v, n_th = noise_terms(kind, dist, mant, exp, seed, tables, layer, k, t, sid)
+    return lif_update(u, v, a, du, dv, vth_eff, bias, n_u, n_v, n_th)
+
+
+@njit(cache=True)
+def layer_step(u, v, acc, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, bias,
+               kind, dist, mant, exp, seed, tables, layer, t, sample_ids):
+    """One layer of a batch, one step, on [batch, n] int64 arrays (u, v updated in place).
+
+    Returns (spikes uint8 [batch, n], the number of u wraps, the number of v saturations)."""
+    B, n = u.shape
+    s = np.zeros((B, n), np.uint8)
+    wraps = 0
+    sats = 0
+    for b in range(B):
+        for k in range(n):
+            uu, vv, sp, fl = neuron_step(u[b, k], v[b, k], acc[b, k], acc_rec[b, k], rec, w_exp, r_exp, graded,
+                                         du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed, tables,
+                                         layer, k, t, sample_ids[b])
+            u[b, k] = uu
+            v[b, k] = vv
+            s[b, k] = sp
+            wraps += fl & FLAG_U_WRAP
+            sats += (fl & FLAG_V_SAT) >> 1
+    return s, wraps, sats
 
 
 @njit(parallel=True, cache=True)
@@ -63,15 +100,12 @@ def run_batch(raster, graded, sample_ids, sizes, n_off, w, w_off, w_exp, r_off, 
                     for j in range(n):
                         if s_prev[off + j]:
                             _accumulate(acc_rec, n, w, r_off[l] + j * n, np.int64(1), False)
-                kind = nz_kind[l]
                 for k in range(n):
-                    a = dense_out(acc[k], w_exp[l], graded and l == 0)
-                    if rec:
-                        a = wrap32(a + dense_out(acc_rec[k], r_exp[l], False))
-                    n_u, n_v, n_th = noise_terms(kind, nz_dist[l], nz_mant[l], nz_exp[l], nz_seed[l], tables,
-                                                 l, k, t, sid)
                     i = off + k
-                    uu, vv, sp = lif_update(u[i], v[i], a, du[l], dv[l], vth_eff[l], bias[i], n_u, n_v, n_th)
+                    uu, vv, sp, _ = neuron_step(u[i], v[i], acc[k], acc_rec[k], rec, w_exp[l], r_exp[l],
+                                                graded and l == 0, du[l], dv[l], vth_eff[l], bias[i],
+                                                nz_kind[l], nz_dist[l], nz_mant[l], nz_exp[l], nz_seed[l],
+                                                tables, l, k, t, sid)
                     u[i] = uu
                     v[i] = vv
                     s_new[i] = sp

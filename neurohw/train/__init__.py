@@ -1,5 +1,5 @@
 """The trainer: float stochastic spiking networks with the chip's structure and timing."""
-from .escape import Escape, Spiking, spike
+from .escape import Escape, Spiking, spike, spike_as
 from .model import LayerSpec, LIFLayer, SpikingNet, lif_step
 
 __all__ = ["Escape", "Spiking", "spike", "LayerSpec", "LIFLayer", "SpikingNet", "lif_step"]

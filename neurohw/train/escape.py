@@ -116,6 +116,8 @@ class _Spike(torch.autograd.Function):
         ctx.spiking = spiking
         if p_or_none is None:
             return (x > 0).to(x.dtype)
+        if draws is None:               # the spikes are given (hardware-exact forward)
+            return p_or_none.to(x.dtype)
         return (draws < p_or_none).to(x.dtype)
 
     @staticmethod
@@ -134,3 +136,8 @@ def spike(x: torch.Tensor, spiking: Spiking, generator: torch.Generator | None =
     if draws is None:
         draws = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     return _Spike.apply(x, spiking.escape.f(x.detach()), spiking, draws)
+
+
+def spike_as(x: torch.Tensor, spikes: torch.Tensor, spiking: Spiking) -> torch.Tensor:
+    """Given spikes (e.g. the chip's, computed in integers) with the surrogate gradient at x."""
+    return _Spike.apply(x, spikes, spiking, None)

@@ -55,10 +55,20 @@ class LIFLayer(nn.Module):
         if not spec.train_decays:
             self.register_buffer("fixed_decays", d)
 
+        self.quant = None          # a neurohw.quant.LayerQuant: forward on the chip's grid (QAT)
+
     @property
     def du_dv(self):
         d = self.decays if self.decays is not None else self.fixed_decays
         return d.clamp(0.0, 1.0)
+
+    def params(self):
+        """(weight, rec, bias, vth, du_frac, dv_frac, spiking) as the forward pass uses them:
+        the float parameters, or their fake-quantized values when a quantization plan is set."""
+        if self.quant is not None:
+            return self.quant.fake(self)
+        du_f, dv_f = self.du_dv
+        return self.weight, self.rec, self.bias, self.vth, du_f, dv_f, self.spec.spiking
 
 
 class SpikingNet(nn.Module):
@@ -71,16 +81,24 @@ class SpikingNet(nn.Module):
         self.layers = nn.ModuleList(LIFLayer(a, s) for a, s in zip(sizes[:-1], layers))
         self.readout = LIFLayer(sizes[-1], readout) if readout is not None else None
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, record: bool = False):
-        """x: [batch, steps, n_in] float. Returns dict with 'spikes' (per layer [B, T, n]),
-        'readout_v' ([B, T, n]) if a readout exists, and 'v' per layer when record=True."""
+    @property
+    def modules_in_order(self) -> list[LIFLayer]:
+        return list(self.layers) + ([self.readout] if self.readout is not None else [])
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, record: bool = False,
+                sample_ids=None):
+        """x: [batch, steps, n_in] float. Returns dict with 'spikes' (per spiking layer [B, T, n]),
+        'readout_v' ([B, T, n]) if a readout exists, and 'u', 'v' per layer (readout included)
+        when record=True. sample_ids is accepted for the hardware-exact net's interface."""
         B, T, _ = x.shape
-        mods = list(self.layers) + ([self.readout] if self.readout is not None else [])
+        mods = self.modules_in_order
         n_spiking = len(self.layers)
+        ps = [m.params() for m in mods]
         state = [(x.new_zeros(B, m.spec.n_out), x.new_zeros(B, m.spec.n_out)) for m in mods]
         prev = [x.new_zeros(B, m.spec.n_out) for m in mods]
         out_s = [[] for _ in mods]
         out_v = [[] for _ in mods]
+        out_u = [[] for _ in mods]
         for t in range(T):
             new = []
             for l, m in enumerate(mods):
@@ -88,15 +106,15 @@ class SpikingNet(nn.Module):
                 if t <= l:
                     s = x.new_zeros(B, m.spec.n_out)
                 else:
+                    w, rec, bias, vth, du_f, dv_f, spiking = ps[l]
                     src = x[:, t - 1] if l == 0 else prev[l - 1]
-                    a = src @ m.weight.t()
-                    if m.rec is not None:
-                        a = a + prev[l] @ m.rec.t()
-                    du_f, dv_f = m.du_dv
-                    u, v, xv = lif_step(u, v, a, du_f, dv_f, m.bias, m.vth)
+                    a = src @ w.t()
+                    if rec is not None:
+                        a = a + prev[l] @ rec.t()
+                    u, v, xv = lif_step(u, v, a, du_f, dv_f, bias, vth)
                     if l < n_spiking:
-                        s = spike(xv, m.spec.spiking, generator)
-                        keep = 1 - (s.detach() if m.spec.spiking.detach_reset else s)
+                        s = spike(xv, spiking, generator)
+                        keep = 1 - (s.detach() if spiking.detach_reset else s)
                         v = v * keep
                     else:
                         s = x.new_zeros(B, m.spec.n_out)
@@ -104,10 +122,12 @@ class SpikingNet(nn.Module):
                 new.append(s)
                 out_s[l].append(s)
                 out_v[l].append(state[l][1])
+                out_u[l].append(state[l][0])
             prev = new
         res = {"spikes": [torch.stack(s, 1) for s in out_s[:n_spiking]]}
         if self.readout is not None:
             res["readout_v"] = torch.stack(out_v[-1], 1)
         if record:
-            res["v"] = [torch.stack(v, 1) for v in out_v[:n_spiking]]
+            res["v"] = [torch.stack(v, 1) for v in out_v]
+            res["u"] = [torch.stack(u, 1) for u in out_u]
         return res

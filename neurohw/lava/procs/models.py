@@ -19,7 +19,7 @@ def _step(u, v, a, du, dv, vth_eff, bias, noise, tables, layer, step, sample):
     for k in range(u.shape[0]):
         n_u, n_v, n_th = noise_terms(noise[0], noise[1], noise[2], noise[3], noise[4], tables,
                                      layer, k, step, sample)
-        uu, vv, sp = lif_update(np.int64(u[k]), np.int64(v[k]), np.int64(a[k]), du, dv, vth_eff,
+        uu, vv, sp, _ = lif_update(np.int64(u[k]), np.int64(v[k]), np.int64(a[k]), du, dv, vth_eff,
                                 np.int64(bias[k]), n_u, n_v, n_th)
         u[k] = uu
         v[k] = vv

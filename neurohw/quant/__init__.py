@@ -1,0 +1,6 @@
+"""The quantizer: float networks onto the chip's integers, and quantization-aware training."""
+from .core import (DEPLOY_NOISE, LayerQuant, attach, calibrate, from_int_network, plan, plan_layer, report,
+                   to_int_network)
+
+__all__ = ["DEPLOY_NOISE", "LayerQuant", "attach", "calibrate", "from_int_network", "plan", "plan_layer", "report",
+           "to_int_network"]

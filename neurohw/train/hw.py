@@ -1,0 +1,110 @@
+"""The hardware-exact trainer: the chip's integer arithmetic forward, surrogate gradients back.
+
+Every step runs the integer network through neurohw.emu.kernel.layer_step, the same compiled
+neuron the emulator uses, noise draws included, so the spikes, u and v are the emulator's bit for
+bit. Beside it runs the float graph of the same fake-quantized layer; after each step its u and v
+are moved onto the integer values (a straight-through correction), so the loss sees exactly the
+chip's trajectory while gradients follow the float dynamics and the layer's surrogate.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import chip
+from ..emu.kernel import layer_step
+from ..noise import NOISE_TABLES
+from .escape import spike_as
+from .model import SpikingNet
+
+
+def _int_params(m, lq) -> dict:
+    mant, exp = lq.bias_ints(m.bias)
+    return dict(
+        w=lq.weight_ints(m.weight).double(),
+        rec=None if m.rec is None else lq.weight_ints(m.rec, True).double(),
+        bias=chip.effective_bias(mant, exp), vth_eff=lq.vth << chip.VTH_SHIFT,
+        noise=(chip.NOISE_INJECT.index(lq.noise.inject), chip.NOISE_DIST.index(lq.noise.dist),
+               lq.noise.mant, lq.noise.exp, lq.noise.seed))
+
+
+def _acc(src: torch.Tensor, w: torch.Tensor) -> np.ndarray:
+    """Integer Dense sums of binary spikes (exact in float64) as int64."""
+    return (src.double() @ w.t()).numpy().astype(np.int64)
+
+
+class HwExactNet(nn.Module):
+    """A SpikingNet and its quantization plans, run with the chip's arithmetic.
+
+    forward returns what SpikingNet.forward returns (readout_v and v in float units, i.e. chip
+    values / scale), plus 'int': the integer spikes, u and v per layer as NumPy arrays (with
+    record=True) and 'wraps' / 'sats': per-layer counts of u wraps and v saturations."""
+
+    def __init__(self, net: SpikingNet, plans: list):
+        super().__init__()
+        self.net = net
+        self.plans = plans
+
+    def forward(self, x: torch.Tensor, generator=None, record: bool = False, sample_ids=None):
+        B, T, _ = x.shape
+        x = x.float()
+        ids = np.arange(B, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
+        mods = self.net.modules_in_order
+        n_spiking = len(self.net.layers)
+        fake = [lq.fake(m) for m, lq in zip(mods, self.plans)]
+        ints = [_int_params(m, lq) for m, lq in zip(mods, self.plans)]
+        u_int = [np.zeros((B, m.spec.n_out), np.int64) for m in mods]
+        v_int = [np.zeros((B, m.spec.n_out), np.int64) for m in mods]
+        u_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
+        v_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
+        prev_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
+        wraps = [0] * len(mods)
+        sats = [0] * len(mods)
+        out_s, out_u, out_v = ([[] for _ in mods] for _ in range(3))
+        rec_int = {k: [[] for _ in mods] for k in ("spikes", "u", "v")}
+        for t in range(T):
+            new_g = []
+            for l, (m, lq, (w, rec, bias, vth, du_f, dv_f, spiking), ip) in enumerate(zip(mods, self.plans, fake, ints)):
+                n = m.spec.n_out
+                if t <= l:                                  # at rest (docs/timing.md)
+                    s_g = x.new_zeros(B, n)
+                    s_int = np.zeros((B, n), np.uint8)
+                else:
+                    src_g = x[:, t - 1] if l == 0 else prev_g[l - 1]
+                    acc = _acc(src_g.detach(), ip["w"])
+                    acc_rec = _acc(prev_g[l].detach(), ip["rec"]) if rec is not None else np.zeros_like(acc)
+                    s_int, nw, ns = layer_step(u_int[l], v_int[l], acc, acc_rec, rec is not None, lq.weight_exp,
+                                               lq.rec_weight_exp, False, lq.du, lq.dv, ip["vth_eff"], ip["bias"],
+                                               *ip["noise"], NOISE_TABLES, l, t, ids)
+                    wraps[l] += nw
+                    sats[l] += ns
+                    a = src_g @ w.t()
+                    if rec is not None:
+                        a = a + prev_g[l] @ rec.t()
+                    u = u_g[l] * (1 - du_f) + a
+                    v = v_g[l] * (1 - dv_f) + u + bias
+                    if l < n_spiking:
+                        s_g = spike_as(v - vth, torch.as_tensor(s_int, dtype=x.dtype), spiking)
+                        v = v * (1 - (s_g.detach() if spiking.detach_reset else s_g))
+                    else:
+                        s_g = x.new_zeros(B, n)
+                    u_g[l] = u + (torch.as_tensor(u_int[l] / lq.scale, dtype=x.dtype) - u).detach()
+                    v_g[l] = v + (torch.as_tensor(v_int[l] / lq.scale, dtype=x.dtype) - v).detach()
+                new_g.append(s_g)
+                out_s[l].append(s_g)
+                out_u[l].append(u_g[l])
+                out_v[l].append(v_g[l])
+                if record:
+                    rec_int["spikes"][l].append(s_int)
+                    rec_int["u"][l].append(u_int[l].copy())
+                    rec_int["v"][l].append(v_int[l].copy())
+            prev_g = new_g
+        res = {"spikes": [torch.stack(s, 1) for s in out_s[:n_spiking]], "wraps": wraps, "sats": sats}
+        if self.net.readout is not None:
+            res["readout_v"] = torch.stack(out_v[-1], 1)
+        if record:
+            res["u"] = [torch.stack(u, 1) for u in out_u]
+            res["v"] = [torch.stack(v, 1) for v in out_v]
+            res["int"] = {k: [np.stack(a, 1) for a in val] for k, val in rec_int.items()}
+        return res
