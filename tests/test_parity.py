@@ -1,10 +1,22 @@
-"""Randomized parity: the emulator and Lava agree on every spike and every u and v value."""
+"""Randomized parity: the emulator, Lava and the hardware-exact trainer agree on every spike
+and every u and v value."""
 import numpy as np
 import pytest
+import torch
 
 from neurohw import chip, emu, synth
 from neurohw import lava as nlava
+from neurohw.network import RunResult
 from neurohw.parity import compare
+from neurohw.quant import from_int_network
+from neurohw.train.hw import HwExactNet
+
+
+def hw_exact_run(net, x) -> RunResult:
+    """The trainer's hardware-exact forward on an IntNetwork (binary input)."""
+    fnet, plans = from_int_network(net)
+    out = HwExactNet(fnet, plans)(torch.as_tensor(x, dtype=torch.float32), record=True)
+    return RunResult(spikes=out["int"]["spikes"], u=out["int"]["u"], v=out["int"]["v"])
 
 N_NETWORKS, N_NOISY, CHUNK = 200, 100, 20
 
@@ -12,13 +24,16 @@ N_NETWORKS, N_NOISY, CHUNK = 200, 100, 20
 def check_chunk(seed, n, p_noise):
     """n random networks and batches; returns stats, asserts zero mismatches."""
     rng = np.random.default_rng(seed)
-    stats = dict(spikes=0, recurrent=0, graded=0, layers=0, inject=set(), dist=set(), mismatched=[])
+    stats = dict(spikes=0, recurrent=0, graded=0, layers=0, inject=set(), dist=set(), mismatched=[], hw=0)
     for i in range(n):
         net = synth.random_network(rng, p_noise=p_noise)
         x = synth.random_raster(rng, net, int(rng.integers(1, 4)), int(rng.integers(1, 25)))
         a = emu.run(net, x, probes=True)
         b = nlava.run(net, x, probes=True)
         mism = compare(a, b)
+        if net.input_message_bits == 0:          # the trainer takes binary spikes only
+            mism += [("hw-exact", m) for m in compare(a, hw_exact_run(net, x))]
+            stats["hw"] += 1
         if mism:
             stats["mismatched"].append((i, mism))
         stats["spikes"] += int(sum(s.sum() for s in a.spikes))
@@ -35,7 +50,7 @@ def check_chunk(seed, n, p_noise):
 @pytest.mark.parametrize("chunk", range(N_NETWORKS // CHUNK))
 def test_random_networks(chunk):
     s = check_chunk(1000 + chunk, CHUNK, p_noise=0.0)
-    assert s["spikes"] > 0 and s["recurrent"] > 0
+    assert s["spikes"] > 0 and s["recurrent"] > 0 and s["hw"] >= CHUNK // 2
 
 
 @pytest.mark.parity
@@ -44,7 +59,7 @@ def test_random_noisy_networks(chunk):
     s = check_chunk(2000 + chunk, CHUNK, p_noise=1.0)
     assert s["inject"] == {"current", "voltage", "threshold"}
     assert s["dist"] == {"uniform", "logistic"}
-    assert s["spikes"] > 0 and s["recurrent"] > 0
+    assert s["spikes"] > 0 and s["recurrent"] > 0 and s["hw"] >= CHUNK // 2
 
 
 @pytest.mark.parity

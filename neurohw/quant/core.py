@@ -71,7 +71,7 @@ class LayerQuant:
         lo, hi = chip.BIAS_MANT_RANGE
         for e in range(chip.BIAS_EXP_RANGE[1] + 1):
             m = np.round(x / 2.0 ** e)
-            exp = np.where((exp == 0) & ((m < lo) | (m > hi)), e + 1, exp)
+            exp = np.where((exp == e) & ((m < lo) | (m > hi)), e + 1, exp)
         bad = np.argwhere(exp > chip.BIAS_EXP_RANGE[1])
         if bad.size:
             i = int(bad[0][0])
