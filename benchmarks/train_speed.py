@@ -166,7 +166,7 @@ def main():
     for name, task in (("yin_yang", yin_yang_task), ("rate", rate_task)):
         r = bench(task, sizes[name], args.repeats)
         rows.append((f"{name} ({sizes[name]} samples)", r))
-    print(f"\n{'task':28s} {'neurohw s':>10s} {'snnTorch s':>11s} {'neurohw/snnTorch':>17s}   final loss (nh / snn)")
+    print(f"\n{'task':28s} {'neurohw s':>10s} {'snnTorch s':>11s} {'neurohw/snnTorch':>17s}   mean loss of last epoch (nh / snn)")
     for label, r in rows:
         t_nh, l_nh = r["neurohw"]
         if "snntorch" in r:

@@ -2,21 +2,11 @@
 and every u and v value."""
 import numpy as np
 import pytest
-import torch
 
 from neurohw import chip, emu, synth
 from neurohw import lava as nlava
-from neurohw.network import RunResult
 from neurohw.parity import compare
-from neurohw.quant import from_int_network
-from neurohw.train.hw import HwExactNet
-
-
-def hw_exact_run(net, x) -> RunResult:
-    """The trainer's hardware-exact forward on an IntNetwork (binary input)."""
-    fnet, plans = from_int_network(net)
-    out = HwExactNet(fnet, plans)(torch.as_tensor(x, dtype=torch.float32), record=True)
-    return RunResult(spikes=out["int"]["spikes"], u=out["int"]["u"], v=out["int"]["v"])
+from neurohw.train.hw import run_int_network as hw_exact_run
 
 N_NETWORKS, N_NOISY, CHUNK = 200, 100, 20
 

@@ -276,3 +276,21 @@ def report(net, plans: list[LayerQuant], x: np.ndarray, batch_size: int = 256) -
             peak_u=float(peak[l, 0] / chip.UV_HALF), peak_v=float(peak[l, 1] / chip.UV_HALF),
             u_wraps=int(wraps[l]), v_saturations=int(sats[l])))
     return rows
+
+
+def plan_to_dict(lq: LayerQuant) -> dict:
+    """JSON-able plan (the realized escape is rebuilt from the noise and the layer's spiking)."""
+    d = {k: getattr(lq, k) for k in ("scale", "weight_exp", "mode", "num_weight_bits", "vth", "du", "dv",
+                                     "rec_weight_exp", "rec_mode", "rec_num_weight_bits", "readout")}
+    d["noise"] = dict(inject=lq.noise.inject, dist=lq.noise.dist, mant=lq.noise.mant, exp=lq.noise.exp,
+                      seed=lq.noise.seed)
+    return d
+
+
+def plan_from_dict(d: dict, spiking: Spiking | None = None) -> LayerQuant:
+    d = dict(d)
+    noise = Noise(**d.pop("noise"))
+    sp = None
+    if noise.inject == "threshold" and spiking is not None and spiking.stochastic:
+        sp = replace(spiking, escape=Escape.from_chip(noise, unit=1.0 / d["scale"]))
+    return LayerQuant(noise=noise, spiking=sp, **d)

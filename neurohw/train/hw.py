@@ -108,3 +108,17 @@ class HwExactNet(nn.Module):
             res["v"] = [torch.stack(v, 1) for v in out_v]
             res["int"] = {k: [np.stack(a, 1) for a in val] for k, val in rec_int.items()}
         return res
+
+
+def run_int_network(int_net, raster, sample_ids=None):
+    """Run an IntNetwork through the hardware-exact trainer (binary input): a RunResult with
+    spikes, u and v, to compare with the emulator and Lava."""
+    from ..network import RunResult
+    from ..quant import from_int_network
+    if int_net.input_message_bits:
+        raise ValueError("hardware-exact trainer: graded input (input_message_bits > 0) is not supported")
+    net, plans = from_int_network(int_net)
+    with torch.no_grad():
+        out = HwExactNet(net, plans)(torch.as_tensor(np.asarray(raster), dtype=torch.float32), record=True,
+                                     sample_ids=sample_ids)
+    return RunResult(spikes=out["int"]["spikes"], u=out["int"]["u"], v=out["int"]["v"])

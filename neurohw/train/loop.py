@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import losses
 from .model import SpikingNet
 
 
@@ -38,27 +39,55 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def evaluate(net: SpikingNet, x: np.ndarray, y: np.ndarray, predict: Callable, batch_size: int = 256,
-             seed: int = 12345) -> float:
-    """Accuracy with the network as it is (stochastic nets keep their noise on)."""
+             seed: int = 12345, rates: bool = False):
+    """Accuracy with the network as it is (stochastic nets keep their noise on); with
+    rates=True also each spiking layer's firing rate (spikes per neuron per step)."""
     gen = torch.Generator().manual_seed(seed)
     correct = 0
+    counts = None
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            out = net(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32), generator=gen)
+            out = net(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32), generator=gen,
+                      sample_ids=np.arange(i, min(i + batch_size, len(x))))
             correct += int((predict(out) == torch.as_tensor(y[i:i + batch_size])).sum())
-    return correct / len(x)
+            c = [float(s.sum()) for s in out["spikes"]]
+            counts = c if counts is None else [a + b for a, b in zip(counts, c)]
+    acc = correct / len(x)
+    if not rates:
+        return acc
+    T = x.shape[1]
+    return acc, [c / (len(x) * T * s.shape[2]) for c, s in zip(counts, out["spikes"])]
 
 
-def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable, cfg: TrainConfig,
-        out_dir=None, progress: bool = True) -> dict:
-    """Train on data['x_train'], data['y_train'] (rasters [N, T, n_in], labels), evaluating on
-    data['x_test'], data['y_test'] each epoch. With out_dir, a checkpoint is written atomically
-    after every epoch and training resumes from it. Returns the metrics (also metrics.json)."""
+def fano_factors(net: SpikingNet, x: np.ndarray, trials: int = 8, seed: int = 54321) -> list[float]:
+    """Per spiking layer: the Fano factor of each neuron's spike count over repeated trials of
+    the same inputs, averaged over neurons and samples that spiked (stochastic nets: ~1 for
+    Poisson-like firing; deterministic nets: 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        runs = [net(xt, generator=gen)["spikes"] for _ in range(trials)]
+    out = []
+    for layer in range(len(runs[0])):
+        c = torch.stack([r[layer].sum(1) for r in runs])       # [trials, batch, n]
+        ff = losses.fano_factor(c)
+        ok = torch.isfinite(ff)
+        out.append(float(ff[ok].mean()) if ok.any() else float("nan"))
+    return out
+
+
+def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None, cfg: TrainConfig,
+        out_dir=None, progress: bool = True, score: Callable | None = None) -> dict:
+    """Train on data['x_train'], data['y_train'] (rasters [N, T, n_in], labels or targets),
+    evaluating each epoch on data['x_test'], data['y_test']: accuracy with `predict` (metrics
+    'test_acc', plus per-layer firing 'rates' and, at the end, 'fano' per layer), or any
+    `score(net) -> float` ('test_score'). With out_dir, a checkpoint is written atomically after
+    every epoch and training resumes from it. Returns the metrics (also metrics.json)."""
     out = Path(out_dir) if out_dir else None
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
-    metrics = {"config": asdict(cfg), "loss": [], "test_acc": []}
+    metrics = {"config": asdict(cfg), "loss": [], "test_acc" if score is None else "test_score": [], "rates": []}
     start = 0
     ckpt = out / "checkpoint.pt" if out else None
     if ckpt is not None and ckpt.exists():
@@ -79,7 +108,8 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable, cfg: 
             xb = torch.as_tensor(x[idx], dtype=torch.float32)
             yb = torch.as_tensor(y[idx])
             opt.zero_grad()
-            loss = sum(loss_fn(net(xb, generator=gen), yb) for _ in range(cfg.trials)) / cfg.trials
+            ids = idx + epoch * len(x)     # fresh on-chip noise draws each epoch (hardware-exact nets)
+            loss = sum(loss_fn(net(xb, generator=gen, sample_ids=ids), yb) for _ in range(cfg.trials)) / cfg.trials
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
             opt.step()
@@ -88,9 +118,18 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable, cfg: 
             bar.set_postfix(loss=f"{total / n:.4f}")
         sched.step()
         metrics["loss"].append(total / n)
-        metrics["test_acc"].append(evaluate(net, data["x_test"], data["y_test"], predict))
+        if score is None:
+            acc, rates = evaluate(net, data["x_test"], data["y_test"], predict, rates=True)
+            metrics["test_acc"].append(acc)
+            metrics["rates"].append(rates)
+            shown = f"test accuracy {acc:.4f}"
+        else:
+            metrics["test_score"].append(float(score(net)))
+            shown = f"test score {metrics['test_score'][-1]:.4f}"
+        if epoch + 1 == cfg.epochs and any(m.spec.spiking.stochastic for m in net.layers):
+            metrics["fano"] = fano_factors(net, data["x_test"][:64])
         if progress:
-            tqdm.write(f"epoch {epoch + 1}: loss {total / n:.4f}, test accuracy {metrics['test_acc'][-1]:.4f}")
+            tqdm.write(f"epoch {epoch + 1}: loss {total / n:.4f}, {shown}")
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             _atomic_save(dict(model=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),

@@ -1,0 +1,58 @@
+"""Reference deployments: integer bundles with a fixed input set and the expected outputs, and
+the parity check that runs them through the emulator, Lava and the hardware-exact trainer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import emu
+from .network import IntNetwork, RunResult, load_bundle
+from .parity import compare
+from .train.hw import run_int_network
+
+
+def save_reference(net: IntNetwork, x: np.ndarray, path, labels: np.ndarray | None = None) -> Path:
+    """Write net as a bundle at path with the input raster and the emulator's spikes, u and v."""
+    res = emu.run(net, x, probes=True)
+    extra = {"input": np.asarray(x, np.uint8)}
+    for i in range(len(net.layers)):
+        extra[f"expected_spikes_{i}"] = res.spikes[i]
+        extra[f"expected_u_{i}"] = res.u[i]
+        extra[f"expected_v_{i}"] = res.v[i]
+    if labels is not None:
+        extra["labels"] = np.asarray(labels, np.int64)
+    return net.save(path, extra=extra)
+
+
+def expected(extra: dict, n_layers: int) -> RunResult:
+    return RunResult(spikes=[extra[f"expected_spikes_{i}"] for i in range(n_layers)],
+                     u=[extra[f"expected_u_{i}"] for i in range(n_layers)],
+                     v=[extra[f"expected_v_{i}"] for i in range(n_layers)])
+
+
+def check_bundle(path, lava: bool = True) -> tuple[str, bool]:
+    """Emulator vs expected, Lava vs emulator, trainer (hardware-exact) vs emulator, on every
+    spike, u and v. Returns a per-layer table and whether everything agreed."""
+    net, extra = load_bundle(path, with_extra=True)
+    if "input" not in extra:
+        raise ValueError(f"{path}: bundle has no 'input' raster; reference bundles are written by "
+                         "neurohw.deploy.save_reference")
+    x = extra["input"]
+    L = len(net.layers)
+    a = emu.run(net, x, probes=True)
+    checks = {"emulator = expected": compare(a, expected(extra, L)),
+              "trainer (hw-exact) = emulator": compare(a, run_int_network(net, x))}
+    if lava:
+        from . import lava as nlava
+        checks["Lava = emulator"] = compare(a, nlava.run(net, x, probes=True))
+    names = list(checks)
+    head = f"{Path(path).name}: {x.shape[0]} samples x {x.shape[1]} steps, sizes {net.sizes}"
+    rows = [head, "layer  neurons  spikes  " + "  ".join(f"{n} (mismatched)" for n in names)]
+    for i, layer in enumerate(net.layers):
+        counts = [sum(m.count for m in checks[n] if m.layer == i) for n in names]
+        rows.append(f"{i:>5}  {layer.n_out:>7}  {int(a.spikes[i].sum()):>6}  " +
+                    "  ".join(f"{c:>{len(n) + 13}}" for c, n in zip(counts, names)))
+    ok = not any(checks.values())
+    rows.append("parity: " + ("all spikes, u and v identical" if ok else "MISMATCH"))
+    return "\n".join(rows), ok

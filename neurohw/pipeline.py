@@ -1,0 +1,308 @@
+"""`neurohw run`: data -> train -> quantize (+QAT) -> emulate -> Lava -> parity -> report.
+
+Each stage writes its artifacts atomically into the run directory and records, in
+manifest.json, the hash of the config sections it depends on. Re-running skips every stage
+whose hash and files are unchanged; an interrupted training resumes from its last epoch
+checkpoint. The report stage always runs (it only reads artifacts).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import emu, quant, tasks
+from .config import Config
+from .network import IntNetwork, RunResult, load_bundle
+from .parity import compare
+from .train.hw import HwExactNet
+from .train.init import fluctuation_init
+from .train.loop import TrainConfig, fit
+
+# stage -> config sections its outputs depend on
+STAGES = {
+    "data": ("data",),
+    "train": ("data", "model", "neuron", "train"),
+    "quantize": ("data", "model", "neuron", "train", "quant"),
+    "emulate": ("data", "model", "neuron", "train", "quant"),
+    "lava": ("data", "model", "neuron", "train", "quant", "deploy"),
+    "parity": ("data", "model", "neuron", "train", "quant", "deploy", "parity"),
+}
+ORDER = tuple(STAGES) + ("report",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic files and the manifest
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, default=_jsonable))
+
+
+def write_npz(path: Path, **arrays) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+
+def save_torch(path: Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+@dataclass
+class Run:
+    """A run directory: the config, the manifest of completed stages, and loaded artifacts."""
+
+    cfg: Config
+    dir: Path
+    progress: bool = True
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / "manifest.json"
+
+    def manifest(self) -> dict:
+        if self.manifest_path.exists():
+            return json.loads(self.manifest_path.read_text())
+        return {"stages": {}}
+
+    def done(self, stage: str) -> bool:
+        entry = self.manifest()["stages"].get(stage)
+        return bool(entry and entry["hash"] == self.cfg.section_hash(*STAGES[stage])
+                    and all((self.dir / f).exists() for f in entry["files"]))
+
+    def complete(self, stage: str, files: list[str], seconds: float, **info) -> None:
+        m = self.manifest()
+        m["stages"][stage] = dict(hash=self.cfg.section_hash(*STAGES[stage]), files=files,
+                                  seconds=round(seconds, 3), **info)
+        write_json(self.manifest_path, m)
+
+    def log(self, msg: str) -> None:
+        if self.progress:
+            print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+def stage_data(run: Run) -> list[str]:
+    d = tasks.build_data(run.cfg)
+    write_npz(run.dir / "data.npz", **d.as_dict())
+    return ["data.npz"]
+
+
+def load_data(run: Run) -> tasks.TaskData:
+    if "data" not in run.cache:
+        z = np.load(run.dir / "data.npz")
+        run.cache["data"] = tasks.TaskData(z["x_train"], z["y_train"], z["x_test"], z["y_test"])
+    return run.cache["data"]
+
+
+def _train_cfg(cfg: Config, epochs: int, lr: float) -> TrainConfig:
+    t = cfg.train
+    return TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=lr, clip=t.clip, trials=t.trials, seed=cfg.seed)
+
+
+def _fit(run: Run, net, d: tasks.TaskData, tc: TrainConfig, out_dir: Path) -> dict:
+    cfg = run.cfg
+    score = None
+    if cfg.n_classes is None:
+        score = lambda n: tasks.score_float(cfg, n, d.x_test, d.y_test)  # noqa: E731
+    return fit(net, d.as_dict(), tasks.loss_fn(cfg), tasks.predict_float, tc, out_dir=out_dir,
+               progress=run.progress, score=score)
+
+
+def resume_dir(run: Run, stage: str, name: str) -> Path:
+    """A checkpoint directory that is kept (to resume) only while the stage's hash is the same."""
+    path, h = run.dir / name, run.cfg.section_hash(*STAGES[stage])
+    stamp = path / "hash"
+    if path.exists() and (not stamp.exists() or stamp.read_text() != h):
+        shutil.rmtree(path)                             # a different training: start over
+    path.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(h)
+    return path
+
+
+def stage_train(run: Run) -> list[str]:
+    cfg, d = run.cfg, load_data(run)
+    ckpt_dir = resume_dir(run, "train", "train")
+    torch.manual_seed(cfg.seed)
+    net = tasks.build_model(cfg)
+    fluctuation_init(net, d.x_train[:512], xi=cfg.train.init_xi, seed=cfg.seed)
+    t0 = time.perf_counter()
+    metrics = _fit(run, net, d, _train_cfg(cfg, cfg.train.epochs, cfg.train.lr), ckpt_dir)
+    metrics["seconds"] = time.perf_counter() - t0
+    save_torch(run.dir / "float_model.pt", net.state_dict())
+    write_json(run.dir / "train_metrics.json", metrics)
+    return ["float_model.pt", "train_metrics.json"]
+
+
+def load_float(run: Run, name: str = "float_model.pt"):
+    net = tasks.build_model(run.cfg)
+    net.load_state_dict(torch.load(run.dir / name, weights_only=False))
+    return net
+
+
+def load_plans(run: Run) -> list:
+    sp = tasks.spiking_of(run.cfg)
+    return [quant.plan_from_dict(p, sp) for p in json.loads((run.dir / "plans.json").read_text())]
+
+
+def stage_quantize(run: Run) -> list[str]:
+    cfg, d = run.cfg, load_data(run)
+    net = load_float(run)
+    plans = quant.plan(net, d.x_train[:512], bits=cfg.quant.weight_bits, noise_seed=cfg.neuron.noise_seed)
+    qat = {}
+    if cfg.quant.qat_epochs > 0:
+        quant.attach(net, plans)
+        qat = _fit(run, net, d, _train_cfg(cfg, cfg.quant.qat_epochs, cfg.quant.qat_lr),
+                   resume_dir(run, "quantize", "qat"))
+        quant.attach(net, None)
+    quant.attach(net, plans)
+    qat_score = tasks.score_float(cfg, net, d.x_test, d.y_test)     # the fake-quantized float net
+    quant.attach(net, None)
+    inet = quant.to_int_network(net, plans, name=cfg.name)
+    rows = quant.report(net, plans, d.x_train[:256])
+    save_torch(run.dir / "quant_model.pt", net.state_dict())
+    write_json(run.dir / "plans.json", [quant.plan_to_dict(p) for p in plans])
+    write_json(run.dir / "quant_report.json", dict(layers=rows, qat=qat, qat_score=qat_score))
+    inet.save(run.dir / "bundle")
+    return ["quant_model.pt", "plans.json", "quant_report.json", "bundle/manifest.yaml"]
+
+
+def stage_emulate(run: Run) -> list[str]:
+    cfg, d = run.cfg, load_data(run)
+    inet = load_bundle(run.dir / "bundle")
+    t0 = time.perf_counter()
+    res = emu.run(inet, d.x_test, probes=True)
+    seconds = time.perf_counter() - t0
+    score = tasks.score_int(cfg, res, d.y_test)
+    arrays = {f"spikes_{i}": s for i, s in enumerate(res.spikes)}
+    if cfg.n_classes is not None:
+        arrays["pred"] = tasks.predict_int(cfg.model.readout is not None, res)
+    arrays.update({f"v_{i}": v[:8] for i, v in enumerate(res.v)})
+    arrays.update({f"u_{i}": u[:8] for i, u in enumerate(res.u)})
+    write_npz(run.dir / "emulate.npz", score=np.float64(score), seconds=np.float64(seconds), **arrays)
+    return ["emulate.npz"]
+
+
+def _result(z, n_layers: int, prefix: str = "") -> RunResult:
+    return RunResult(spikes=[z[f"{prefix}spikes_{i}"] for i in range(n_layers)],
+                     u=[z[f"{prefix}u_{i}"] for i in range(n_layers)] if f"{prefix}u_0" in z else None,
+                     v=[z[f"{prefix}v_{i}"] for i in range(n_layers)] if f"{prefix}v_0" in z else None)
+
+
+def stage_lava(run: Run) -> list[str]:
+    cfg, d = run.cfg, load_data(run)
+    n = min(cfg.deploy.lava_samples, len(d.x_test))
+    if not cfg.deploy.lava or n == 0:
+        write_npz(run.dir / "lava.npz", ran=np.bool_(False))
+        return ["lava.npz"]
+    from . import lava as nlava
+    inet = load_bundle(run.dir / "bundle")
+    run.log(f"lava: {n} samples x {d.x_test.shape[1]} steps in one Lava run (Loihi2SimCfg, fixed_pt)")
+    t0 = time.perf_counter()
+    res = nlava.run(inet, d.x_test[:n], probes=True)
+    seconds = time.perf_counter() - t0
+    score = tasks.score_int(cfg, res, d.y_test[:n])
+    arrays = {f"spikes_{i}": s for i, s in enumerate(res.spikes)}
+    arrays.update({f"u_{i}": u for i, u in enumerate(res.u)})
+    arrays.update({f"v_{i}": v for i, v in enumerate(res.v)})
+    write_npz(run.dir / "lava.npz", ran=np.bool_(True), score=np.float64(score), seconds=np.float64(seconds),
+              samples=np.int64(n), **arrays)
+    return ["lava.npz"]
+
+
+def stage_parity(run: Run) -> list[str]:
+    """Emulator vs Lava on the Lava samples (spikes, u, v); hardware-exact trainer vs emulator."""
+    cfg, d = run.cfg, load_data(run)
+    inet = load_bundle(run.dir / "bundle")
+    L = len(inet.layers)
+    out = dict(layers=L)
+    z = np.load(run.dir / "lava.npz")
+    if bool(z["ran"]):
+        n = int(z["samples"])
+        a = emu.run(inet, d.x_test[:n], probes=True)
+        out["emu_vs_lava"] = _table(compare(a, _result(z, L)), a, n)
+    if cfg.parity.hw_exact:
+        n = min(cfg.parity.samples, len(d.x_test))
+        net = tasks.build_model(cfg)
+        net.load_state_dict(torch.load(run.dir / "quant_model.pt", weights_only=False))
+        hw = HwExactNet(net, load_plans(run))
+        with torch.no_grad():
+            o = hw(torch.as_tensor(d.x_test[:n], dtype=torch.float32), record=True)
+        a = emu.run(inet, d.x_test[:n], probes=True)
+        out["hw_exact_vs_emu"] = _table(compare(a, RunResult(o["int"]["spikes"], o["int"]["u"], o["int"]["v"])), a, n)
+    out["ok"] = all(t["mismatches"] == 0 for k, t in out.items() if isinstance(t, dict))
+    write_json(run.dir / "parity.json", out)
+    return ["parity.json"]
+
+
+def _table(mism, res: RunResult, n: int) -> dict:
+    per_layer = [dict(layer=i, spikes=int(s.sum()), entries=int(s.size) * (3 if res.u is not None else 1),
+                      mismatched=0) for i, s in enumerate(res.spikes)]
+    for m in mism:
+        per_layer[m.layer]["mismatched"] += m.count
+    return dict(samples=n, per_layer=per_layer, mismatches=sum(m.count for m in mism))
+
+
+def stage_report(run: Run) -> list[str]:
+    from .report import write_report
+    return write_report(run)
+
+
+RUNNERS = dict(data=stage_data, train=stage_train, quantize=stage_quantize, emulate=stage_emulate,
+               lava=stage_lava, parity=stage_parity, report=stage_report)
+
+
+def run_pipeline(cfg: Config, out_dir: str | Path | None = None, progress: bool = True,
+                 stages: tuple[str, ...] = ORDER, force: bool = False) -> Run:
+    """Run (or resume) the configured stages; returns the Run."""
+    run = Run(cfg, Path(out_dir or cfg.out_dir), progress=progress)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    write_json(run.dir / "config.json", cfg.to_dict())
+    for stage in stages:
+        if stage != "report" and not force and run.done(stage):
+            run.log(f"[{stage}] up to date, skipped")
+            continue
+        run.log(f"[{stage}] running")
+        t0 = time.perf_counter()
+        files = RUNNERS[stage](run)
+        if stage != "report":
+            run.complete(stage, files, time.perf_counter() - t0)
+        run.log(f"[{stage}] done in {time.perf_counter() - t0:.1f} s")
+    return run

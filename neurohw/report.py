@@ -1,0 +1,215 @@
+"""The run report: report.json (every number), report.md (the story) and PNG plots.
+
+Energy is an estimate from counted events with Loihi 1 figures (Davies et al. 2018, IEEE Micro
+38(1), Table 2): 23.6 pJ per synaptic operation, 81 pJ per active and 52 pJ per inactive
+neuron update. A neuron update counts as active in a step where the neuron spikes.
+"""
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from . import tasks  # noqa: E402
+from .network import load_bundle  # noqa: E402
+
+PJ_SYNOP, PJ_ACTIVE, PJ_INACTIVE = 23.6, 81.0, 52.0
+ENERGY_SOURCE = ("Loihi 1 figures from Davies et al. 2018, 'Loihi: A Neuromorphic Manycore Processor with "
+                 "On-Chip Learning', IEEE Micro 38(1): 23.6 pJ per synaptic op, 81 pJ per active and 52 pJ "
+                 "per inactive neuron update")
+
+
+def energy(inet, x: np.ndarray, spikes: list[np.ndarray]) -> dict:
+    """Synaptic events and neuron updates per inference, counted from an integer run."""
+    B, T, _ = x.shape
+    syn = float(x.astype(np.int64).sum()) * inet.layers[0].n_out
+    updates = active = 0.0
+    for l, layer in enumerate(inet.layers):
+        s = spikes[l].astype(np.int64)
+        if l + 1 < len(inet.layers):
+            syn += float(s.sum()) * inet.layers[l + 1].n_out
+        if layer.recurrent:
+            syn += float(s.sum()) * layer.n_out
+        updates += B * max(T - l - 1, 0) * layer.n_out
+        active += float(s.sum())
+    syn, updates, active = syn / B, updates / B, active / B
+    pj = PJ_SYNOP * syn + PJ_ACTIVE * active + PJ_INACTIVE * (updates - active)
+    return dict(synaptic_ops=syn, neuron_updates=updates, active_updates=active, nJ_per_inference=pj / 1e3,
+                source=ENERGY_SOURCE)
+
+
+def _save(fig, run, name: str, files: list) -> None:
+    from .pipeline import atomic_path
+    with atomic_path(run.dir / name) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    files.append(name)
+
+
+def write_report(run) -> list[str]:
+    from .pipeline import _result, load_data, load_float, load_plans, write_json
+    cfg, d = run.cfg, load_data(run)
+    inet = load_bundle(run.dir / "bundle")
+    L = len(inet.layers)
+    tm = json.loads((run.dir / "train_metrics.json").read_text())
+    qr = json.loads((run.dir / "quant_report.json").read_text())
+    ez = np.load(run.dir / "emulate.npz")
+    lz = np.load(run.dir / "lava.npz")
+    par = json.loads((run.dir / "parity.json").read_text())
+    plans = load_plans(run)
+    emu_res = _result(ez, L)
+    lava_ran = bool(lz["ran"])
+    metric = "accuracy" if cfg.n_classes else "van Rossum distance (lower is better)"
+    key = "test_acc" if cfg.n_classes else "test_score"
+    scores = {"float": tm[key][-1] if tm[key] else None, "qat": qr["qat_score"], "emulator": float(ez["score"])}
+    if lava_ran:
+        n = int(lz["samples"])
+        scores["lava"] = float(lz["score"])
+        scores["emulator_on_lava_samples"] = (float((ez["pred"][:n] == d.y_test[:n]).mean()) if "pred" in ez
+                                              else scores["emulator"])
+        scores["lava_samples"] = n
+    files: list[str] = []
+
+    # training curves
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot(tm["loss"], label="float")
+    if qr["qat"]:
+        ax[0].plot(range(len(tm["loss"]), len(tm["loss"]) + len(qr["qat"]["loss"])), qr["qat"]["loss"], label="QAT")
+    ax[0].set(xlabel="epoch", ylabel="training loss")
+    ax[0].legend()
+    ax[1].plot(tm[key], label="float")
+    if qr["qat"]:
+        ax[1].plot(range(len(tm[key]), len(tm[key]) + len(qr["qat"][key])), qr["qat"][key], label="QAT")
+    ax[1].set(xlabel="epoch", ylabel=f"test {metric.split(' (')[0]}")
+    ax[1].legend()
+    _save(fig, run, "training.png", files)
+
+    # one sample: float vs emulator vs Lava rasters and membranes
+    float_net = load_float(run)
+    with torch.no_grad():
+        fo = float_net(torch.as_tensor(d.x_test[:1], dtype=torch.float32), generator=torch.Generator().manual_seed(0),
+                       record=True)
+    spiking = [l for l in range(L) if not plans[l].readout]
+    views = [("float", [s[0].numpy() for s in fo["spikes"]]), ("emulator", [s[0] for s in emu_res.spikes])]
+    if lava_ran:
+        views.append(("Lava", [lz[f"spikes_{i}"][0] for i in range(L)]))
+    fig, ax = plt.subplots(len(spiking), len(views), figsize=(3.4 * len(views), 2.6 * len(spiking)), squeeze=False)
+    for r, l in enumerate(spiking):
+        for c, (name, sp) in enumerate(views):
+            t, i = np.nonzero(sp[l])
+            ax[r, c].scatter(t, i, s=2, c="k")
+            ax[r, c].set(title=f"{name}, layer {l}", xlabel="step", ylabel="neuron", xlim=(0, d.x_test.shape[1]))
+    _save(fig, run, "rasters.png", files)
+
+    last = L - 1
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fv = fo["v"][last][0].numpy()
+    for k in range(min(3, fv.shape[1])):
+        ax.plot(fv[:, k], color=f"C{k}", label=f"float n{k}")
+        ax.plot(ez[f"v_{last}"][0, :, k] / plans[last].scale, "--", color=f"C{k}", label=f"emulator n{k}")
+        if lava_ran:
+            ax.plot(lz[f"v_{last}"][0, :, k] / plans[last].scale, ":", color=f"C{k}", lw=2, label=f"Lava n{k}")
+    ax.set(xlabel="step", ylabel="v (float units)", title=f"membrane, layer {last}, sample 0")
+    ax.legend(fontsize=6, ncol=3)
+    _save(fig, run, "membrane.png", files)
+
+    # weights before / after quantization
+    qnet = load_float(run, "quant_model.pt")
+    fig, ax = plt.subplots(1, L, figsize=(3.4 * L, 2.8), squeeze=False)
+    for l, (m0, layer, lq) in enumerate(zip(float_net.modules_in_order, inet.layers, plans)):
+        ax[0, l].hist(m0.weight.detach().numpy().ravel(), bins=60, alpha=0.6, label="float")
+        ax[0, l].hist(layer.weights.ravel() * lq.q(), bins=60, alpha=0.6, label="chip (float units)")
+        ax[0, l].set(title=f"layer {l} weights", xlabel="weight")
+        ax[0, l].legend(fontsize=7)
+    _save(fig, run, "weights.png", files)
+    del qnet
+
+    # range use and firing rates
+    rows = qr["layers"]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3))
+    xs = np.arange(L)
+    ax[0].bar(xs - 0.2, [r["peak_u"] for r in rows], 0.4, label="peak |u|")
+    ax[0].bar(xs + 0.2, [r["peak_v"] for r in rows], 0.4, label="peak |v|")
+    ax[0].axhline(1.0, color="r", lw=1)
+    ax[0].set(xticks=xs, xlabel="layer", ylabel="fraction of 2**23", title="24-bit range use")
+    ax[0].legend(fontsize=7)
+    T = d.x_test.shape[1]
+    rates_emu = [float(emu_res.spikes[l].mean()) for l in range(L)]
+    rates_float = tm["rates"][-1] if tm.get("rates") else [float("nan")] * len(spiking)
+    ax[1].bar(xs[spiking] - 0.2, rates_float[:len(spiking)], 0.4, label="float")
+    ax[1].bar(xs + 0.2, rates_emu, 0.4, label="emulator")
+    ax[1].set(xticks=xs, xlabel="layer", ylabel="spikes / neuron / step", title="firing rates")
+    ax[1].legend(fontsize=7)
+    _save(fig, run, "activity.png", files)
+
+    en = energy(inet, d.x_test, emu_res.spikes)
+    manifest = run.manifest()
+    rep = dict(name=cfg.name, task=cfg.data.task, metric=metric, scores=scores, parity=par,
+               quantization=rows, firing_rates=dict(float=rates_float, emulator=rates_emu), fano=tm.get("fano"),
+               energy=en, seconds={k: v["seconds"] for k, v in manifest["stages"].items()},
+               emulator_seconds=float(ez["seconds"]), lava_seconds=float(lz["seconds"]) if lava_ran else None,
+               steps=T, sizes=inet.sizes, config=cfg.to_dict())
+    write_json(run.dir / "report.json", rep)
+    files.append("report.json")
+    md = _markdown(rep, files)
+    from .pipeline import atomic_path
+    with atomic_path(run.dir / "report.md") as tmp:
+        tmp.write_text(md)
+    files.append("report.md")
+    return files
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "–"
+    return f"{100 * x:.1f} %" if isinstance(x, float) and x <= 1.0 else f"{x:.4g}"
+
+
+def _markdown(rep: dict, files: list[str]) -> str:
+    s, cls = rep["scores"], rep["metric"] == "accuracy"
+    f = _fmt if cls else (lambda x: "–" if x is None else f"{x:.4g}")
+    lines = [f"# neurohw report: {rep['name']}", "",
+             f"Task **{rep['task']}**, network {' → '.join(map(str, rep['sizes']))}, {rep['steps']} steps.", "",
+             f"## Results ({rep['metric']}, test set)", "",
+             "| float | after QAT (fake-quantized) | emulator (all test) | emulator (Lava samples) | Lava |",
+             "|---|---|---|---|---|",
+             f"| {f(s['float'])} | {f(s['qat'])} | {f(s['emulator'])} | {f(s.get('emulator_on_lava_samples'))} "
+             f"| {f(s.get('lava'))} |", ""]
+    if "lava_samples" in s:
+        lines += [f"Lava ran {s['lava_samples']} test samples in one run "
+                  f"({rep['lava_seconds']:.1f} s; the emulator ran the whole test set in {rep['emulator_seconds']:.3f} s).", ""]
+    lines += ["## Parity", ""]
+    for k, t in rep["parity"].items():
+        if isinstance(t, dict):
+            lines.append(f"- **{k}**: {t['samples']} samples, {t['mismatches']} mismatched entries "
+                         f"(spikes, u and v of every layer and step)")
+    lines += ["", f"Parity {'PASSED' if rep['parity']['ok'] else 'FAILED'}.", "",
+              "## Quantization", "",
+              "| layer | scale | weight_exp | vth | du | dv | noise | weight rel. RMSE | moved > 1 step | peak |u| | "
+              "peak |v| | u wraps | v saturations |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rep["quantization"]:
+        nz = r["noise"]
+        noise = "none" if nz["inject"] == "none" else f"{nz['inject']} {nz['dist']} exp {nz['exp']}"
+        lines.append(f"| {r['layer']}{' (readout)' if r['readout'] else ''} | {r['scale']:.4g} | {r['weight_exp']} | "
+                     f"{r['vth']} | {r['du']} | {r['dv']} | {noise} | {100 * r['weight_rel_rmse']:.2f} % | "
+                     f"{100 * r['moved_over_one_step']:.2f} % | {r['peak_u']:.3f} | {r['peak_v']:.3f} | "
+                     f"{r['u_wraps']} | {r['v_saturations']} |")
+    e = rep["energy"]
+    lines += ["", "Peaks are fractions of 2**23 (the 24-bit state's limit), from a hardware-exact pass over "
+              "training data.", "", "## Activity and energy", "",
+              f"Firing rates (spikes per neuron per step), float: "
+              f"{', '.join(f'{x:.3f}' for x in rep['firing_rates']['float'])}; emulator: "
+              f"{', '.join(f'{x:.3f}' for x in rep['firing_rates']['emulator'])}.", ""]
+    if rep.get("fano"):
+        lines += [f"Fano factor per spiking layer (float, 8 trials): {', '.join(f'{x:.2f}' for x in rep['fano'])}.", ""]
+    lines += [f"Estimated chip energy per inference: **{e['nJ_per_inference']:.1f} nJ** "
+              f"({e['synaptic_ops']:.0f} synaptic ops, {e['neuron_updates']:.0f} neuron updates of which "
+              f"{e['active_updates']:.0f} active). Source: {e['source']}.", "", "## Plots", ""]
+    lines += [f"![{p[:-4]}]({p})" for p in files if p.endswith(".png")]
+    lines += ["", "## Stage times (s)", "", ", ".join(f"{k} {v:.1f}" for k, v in rep["seconds"].items()), ""]
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""The reference tasks as the pipeline sees them: data rasters, the model, its loss, and how a
+float output or an integer run is scored (accuracy, or van Rossum distance for spike trains)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import data
+from .config import Config
+from .network import RunResult
+from .train import Escape, LayerSpec, SpikingNet, Spiking, losses
+
+
+@dataclass
+class TaskData:
+    x_train: np.ndarray            # uint8 [N, T, n_in]
+    y_train: np.ndarray            # labels [N], or target rasters [N, T, n_out]
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def as_dict(self) -> dict:
+        return dict(x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test)
+
+
+def build_data(cfg: Config) -> TaskData:
+    d = cfg.data
+    if d.task == "yinyang":
+        yy = data.yin_yang_splits()
+        enc = lambda f: data.latency_encode(f, d.steps, t_max=d.t_max)  # noqa: E731
+        out = TaskData(enc(yy["train"][0]), yy["train"][1], enc(yy["test"][0]), yy["test"][1])
+    elif d.task == "digits":
+        dg = data.digits()
+        if d.encoding == "rate":
+            enc = lambda x, s: data.rate_encode(x, d.steps, seed=cfg.seed * 2 + s, max_rate=d.rate_max)  # noqa: E731
+        else:
+            enc = lambda x, s: data.latency_encode(x, d.steps, t_max=d.t_max, bias_spike=False)  # noqa: E731
+        out = TaskData(enc(dg["x_train"], 0), dg["y_train"], enc(dg["x_test"], 1), dg["y_test"])
+    else:
+        st = data.spike_train_matching(seed=cfg.seed, steps=d.steps)
+        x, y = st.inputs[None].astype(np.uint8), st.target[None].astype(np.float32)
+        out = TaskData(x, y, x, y)
+    if d.n_train:
+        out.x_train, out.y_train = out.x_train[:d.n_train], out.y_train[:d.n_train]
+    if d.n_test:
+        out.x_test, out.y_test = out.x_test[:d.n_test], out.y_test[:d.n_test]
+    return out
+
+
+def spiking_of(cfg: Config) -> Spiking:
+    n = cfg.neuron
+    return Spiking(stochastic=n.stochastic, escape=Escape(n.escape, n.beta), surrogate=n.surrogate,
+                   surrogate_beta=n.surrogate_beta, scale_by_beta=n.scale_by_beta, detach_reset=n.detach_reset)
+
+
+def build_model(cfg: Config) -> SpikingNet:
+    sp = spiking_of(cfg)
+    layers = [LayerSpec(n_out=L.n, du=L.du, dv=L.dv, vth=L.vth, recurrent=L.recurrent, spiking=sp)
+              for L in cfg.model.layers]
+    ro = cfg.model.readout
+    readout = None if ro is None else LayerSpec(n_out=ro.n, du=ro.du, dv=ro.dv)
+    return SpikingNet(cfg.n_in, layers, readout=readout)
+
+
+def loss_fn(cfg: Config):
+    t = cfg.train
+    kind = t.loss
+
+    def fn(out, y):
+        s = out["spikes"]
+        if kind == "max_over_time_ce":
+            loss = losses.max_over_time_ce(out["readout_v"], y)
+        elif kind == "spike_count_ce":
+            loss = losses.spike_count_ce(s[-1], y)
+        elif kind == "spike_count_mse":
+            loss = losses.spike_count_mse(s[-1], y, on=0.5 * s[-1].shape[1])
+        elif kind == "van_rossum":
+            loss = losses.van_rossum(s[-1], y)
+        else:
+            loss = losses.l2_spike_train(s[-1], y)
+        if t.rate_strength > 0:
+            loss = loss + losses.rate_regularizer(s, [t.rate_low] * len(s), [t.rate_high] * len(s), t.rate_strength)
+        return loss
+    return fn
+
+
+def predict_float(out: dict) -> torch.Tensor:
+    """Class per sample: argmax of the readout's max-over-time membrane, or of the last
+    layer's spike counts when there is no readout."""
+    if "readout_v" in out:
+        return out["readout_v"].max(1).values.argmax(1)
+    return out["spikes"][-1].sum(1).argmax(1)
+
+
+def predict_int(net_has_readout: bool, res: RunResult) -> np.ndarray:
+    """The same decision from an integer run (emulator or Lava): v of the readout layer (the
+    last one; needs probes), or spike counts of the last layer."""
+    if net_has_readout:
+        return res.v[-1].max(1).argmax(1)
+    return res.spikes[-1].sum(1).argmax(1)
+
+
+def van_rossum_np(spikes: np.ndarray, target: np.ndarray) -> float:
+    return float(losses.van_rossum(torch.as_tensor(spikes, dtype=torch.float32),
+                                   torch.as_tensor(target, dtype=torch.float32)))
+
+
+def score_float(cfg: Config, net, x: np.ndarray, y: np.ndarray, seed: int = 12345) -> float:
+    """Accuracy (classification) or van Rossum distance (spike_train) of a float network."""
+    gen = torch.Generator().manual_seed(seed)
+    if cfg.n_classes is None:
+        with torch.no_grad():
+            out = net(torch.as_tensor(x, dtype=torch.float32), generator=gen)
+        return van_rossum_np(out["spikes"][-1].numpy(), y)
+    from .train.loop import evaluate
+    return evaluate(net, x, y, predict_float, seed=seed)
+
+
+def score_int(cfg: Config, res: RunResult, y: np.ndarray) -> float:
+    if cfg.n_classes is None:
+        return van_rossum_np(res.spikes[-1], y)
+    return float((predict_int(cfg.model.readout is not None, res) == y).mean())
