@@ -1,0 +1,159 @@
+"""The YAML pipeline and the CLI end to end on a tiny config: stages, skipping, resume after an
+interruption, no half-written artifacts, and one-line errors."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from neurohw import cli, pipeline
+from neurohw.config import parse_config
+
+TINY = {
+    "name": "tiny", "seed": 3,
+    "data": {"task": "yinyang", "steps": 16, "t_max": 10, "n_train": 120, "n_test": 40},
+    "model": {"layers": [{"n": 16, "du": 800, "dv": 800}], "readout": {"n": 3, "du": 800, "dv": 800}},
+    "train": {"epochs": 2, "batch_size": 40, "lr": 0.01},
+    "quant": {"qat_epochs": 1},
+    "deploy": {"lava": True, "lava_samples": 4},
+    "parity": {"samples": 6},
+}
+
+
+def tiny(tmp_path, **over):
+    d = json.loads(json.dumps(TINY))
+    for k, v in over.items():
+        d[k] = {**d.get(k, {}), **v} if isinstance(v, dict) else v
+    d["out_dir"] = str(tmp_path / "run")
+    return parse_config(d)
+
+
+def no_temp_files(path):
+    return not [p for p in path.rglob(".*") if p.is_file()]
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_and_skip(tmp_path, capsys):
+    cfg = tiny(tmp_path)
+    run = pipeline.run_pipeline(cfg, progress=False)
+    rep = json.loads((run.dir / "report.json").read_text())
+    assert rep["parity"]["ok"]
+    assert rep["parity"]["emu_vs_lava"]["samples"] == 4 and rep["parity"]["hw_exact_vs_emu"]["samples"] == 6
+    s = rep["scores"]
+    assert 0 <= s["float"] <= 1 and s["lava"] == s["emulator_on_lava_samples"]
+    for f in ("report.md", "training.png", "rasters.png", "membrane.png", "weights.png", "activity.png"):
+        assert (run.dir / f).stat().st_size > 0
+    assert rep["energy"]["nJ_per_inference"] > 0 and "Davies" in rep["energy"]["source"]
+    assert no_temp_files(run.dir)
+    # a second run skips every stage and changes nothing
+    before = {p: p.stat().st_mtime_ns for p in run.dir.glob("*.npz")}
+    pipeline.run_pipeline(cfg, progress=True)
+    assert capsys.readouterr().out.count("up to date, skipped") == len(pipeline.STAGES)
+    assert before == {p: p.stat().st_mtime_ns for p in run.dir.glob("*.npz")}
+    # changing deploy re-runs lava and parity only
+    cfg2 = tiny(tmp_path, deploy={"lava": True, "lava_samples": 5})
+    pipeline.run_pipeline(cfg2, progress=True)
+    out = capsys.readouterr().out
+    assert "[train] up to date" in out and "[quantize] up to date" in out and "[lava] running" in out
+    assert json.loads((run.dir / "parity.json").read_text())["emu_vs_lava"]["samples"] == 5
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
+    cfg = tiny(tmp_path, train={"epochs": 3, "batch_size": 40, "lr": 0.01})
+    stages = ("data", "train")
+    ref = pipeline.run_pipeline(tiny(tmp_path / "ref", train={"epochs": 3, "batch_size": 40, "lr": 0.01}),
+                                progress=False, stages=stages)
+    import neurohw.tasks as tasks
+    real = tasks.loss_fn
+    calls = {"n": 0}
+
+    def interrupting(c):
+        fn = real(c)
+
+        def wrapped(out, y):
+            calls["n"] += 1
+            if calls["n"] == 5:          # in the second epoch (3 batches per epoch)
+                raise KeyboardInterrupt
+            return fn(out, y)
+        return wrapped
+    monkeypatch.setattr(tasks, "loss_fn", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_pipeline(cfg, progress=False, stages=stages)
+    assert not (tmp_path / "run" / "float_model.pt").exists()
+    assert (tmp_path / "run" / "train" / "checkpoint.pt").exists()
+    monkeypatch.setattr(tasks, "loss_fn", real)
+    run = pipeline.run_pipeline(cfg, progress=False, stages=stages)
+    a = torch.load(ref.dir / "float_model.pt")
+    b = torch.load(run.dir / "float_model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_failing_stage_leaves_no_artifact(tmp_path, monkeypatch):
+    cfg = tiny(tmp_path, train={"epochs": 1, "batch_size": 40}, quant={"qat_epochs": 0})
+    pipeline.run_pipeline(cfg, progress=False, stages=("data", "train", "quantize"))
+
+    def boom(*a, **k):
+        raise RuntimeError("emulator exploded")
+    monkeypatch.setattr(pipeline.emu, "run", boom)
+    with pytest.raises(RuntimeError, match="exploded"):
+        pipeline.run_pipeline(cfg, progress=False, stages=("emulate",))
+    run_dir = tmp_path / "run"
+    assert not (run_dir / "emulate.npz").exists() and no_temp_files(run_dir)
+    assert "emulate" not in json.loads((run_dir / "manifest.json").read_text())["stages"]
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    p = tmp_path / "x.json"
+    pipeline.write_json(p, {"a": 1})
+    with pytest.raises(TypeError):
+        pipeline.write_json(p, {"a": object()})
+    assert json.loads(p.read_text()) == {"a": 1} and no_temp_files(tmp_path)
+
+
+def test_cli_validate_and_one_line_errors(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    import yaml
+    good.write_text(yaml.safe_dump({**TINY, "out_dir": str(tmp_path / "r")}))
+    assert cli.main(["validate", str(good)]) == 0
+    assert "valid" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**TINY, "train": {"lr": -1.0}}))
+    assert cli.main(["validate", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "train.lr = -1.0" in err and "allowed" in err
+    assert cli.main(["run", str(tmp_path / "missing.yaml")]) == 1
+    assert "missing.yaml" in capsys.readouterr().err
+    with pytest.raises(Exception):
+        cli.main(["--debug", "validate", str(bad)])
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "lava-run" in capsys.readouterr().out
+
+
+def test_cli_emulate_lava_run_and_parity_on_a_bundle(tmp_path, capsys):
+    from neurohw import deploy, synth
+    rng = np.random.default_rng(4)
+    net = synth.random_network(rng, max_layers=2, max_n=12, p_noise=1.0, graded=False)
+    x = synth.random_raster(rng, net, 3, 12, density=0.3)
+    deploy.save_reference(net, x, tmp_path / "b")
+    np.save(tmp_path / "x.npy", x)
+    assert cli.main(["emulate", str(tmp_path / "b"), "--input", str(tmp_path / "x.npy"),
+                     "--output", str(tmp_path / "e.npz"), "--probes"]) == 0
+    assert cli.main(["lava-run", str(tmp_path / "b"), "--input", str(tmp_path / "x.npy"),
+                     "--output", str(tmp_path / "l.npz"), "--probes"]) == 0
+    e, lv = np.load(tmp_path / "e.npz"), np.load(tmp_path / "l.npz")
+    assert set(e) == set(lv) and all(np.array_equal(e[k], lv[k]) for k in e)
+    assert cli.main(["parity", str(tmp_path / "b")]) == 0
+    assert "all spikes, u and v identical" in capsys.readouterr().out
+    # a tampered expectation is caught and exits non-zero
+    net2, extra = __import__("neurohw").load_bundle(tmp_path / "b", with_extra=True)
+    extra["expected_spikes_0"] = 1 - extra["expected_spikes_0"]
+    net2.save(tmp_path / "t", extra=extra)
+    assert cli.main(["parity", str(tmp_path / "t"), "--no-lava"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+    assert cli.main(["emulate", str(tmp_path / "b"), "--input", str(tmp_path / "nope.npy"),
+                     "--output", str(tmp_path / "o.npz")]) == 1
+    assert "--input" in capsys.readouterr().err
+    os.remove(tmp_path / "x.npy")
