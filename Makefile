@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamps
 
-.PHONY: setup test demo bench bench-accuracy clean
+.PHONY: setup test parity demo bench bench-accuracy deploy clean
 
 setup: $(STAMP)/package
 
@@ -31,11 +31,28 @@ $(STAMP)/package: $(STAMP)/lava pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q
 
-demo: setup
-	$(BIN)/python -m neurohw.demo
+parity: setup
+	$(BIN)/python -m pytest -q -m parity
 
-bench: setup
+# The default pipeline end to end: train, quantize (+QAT), emulate, Lava, parity, report.
+demo: setup
+	$(BIN)/neurohw run configs/yinyang.yaml
+
+# snnTorch is installed for benchmarking only (train_speed.py compares against it).
+$(STAMP)/snntorch: $(STAMP)/package
+	$(BIN)/pip install -q --no-deps "snntorch==1.0.0"
+	@touch $@
+
+bench: setup $(STAMP)/snntorch
 	$(BIN)/python benchmarks/emulator.py
+	$(BIN)/python benchmarks/train_speed.py
+
+bench-accuracy: setup
+	$(BIN)/python benchmarks/accuracy.py
+
+# Re-train the reference configs and rewrite deploy/<name> (bundles + expected outputs).
+deploy: setup
+	$(BIN)/python -m neurohw.deploy
 
 clean:
 	rm -rf $(VENV)

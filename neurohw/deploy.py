@@ -56,3 +56,41 @@ def check_bundle(path, lava: bool = True) -> tuple[str, bool]:
     ok = not any(checks.values())
     rows.append("parity: " + ("all spikes, u and v identical" if ok else "MISMATCH"))
     return "\n".join(rows), ok
+
+
+def export_run(run_dir, dest, n: int = 16) -> Path:
+    """A run's integer network as a reference deployment: the first n test inputs and labels,
+    and the emulator's outputs on them as the expected outputs."""
+    import json
+
+    from .config import parse_config
+    run_dir = Path(run_dir)
+    cfg = parse_config(json.loads((run_dir / "config.json").read_text()))
+    z = np.load(run_dir / "data.npz")
+    net = load_bundle(run_dir / "bundle")
+    labels = z["y_test"][:n] if cfg.n_classes else None
+    return save_reference(net, z["x_test"][:n], dest, labels=labels)
+
+
+REFERENCE_CONFIGS = ("yinyang", "yinyang_stochastic", "digits", "spike_train", "recurrent")
+
+
+def main(argv=None) -> int:
+    """`make deploy`: run every reference config and export it under deploy/<name>."""
+    import argparse
+
+    from .config import load_config
+    from .pipeline import run_pipeline
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("names", nargs="*", default=list(REFERENCE_CONFIGS))
+    ap.add_argument("--samples", type=int, default=16)
+    args = ap.parse_args(argv)
+    for name in args.names:
+        run = run_pipeline(load_config(Path("configs") / f"{name}.yaml"))
+        path = export_run(run.dir, Path("deploy") / name, n=args.samples)
+        print(f"deploy/{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -216,8 +216,21 @@ def stage_emulate(run: Run) -> list[str]:
         arrays["pred"] = tasks.predict_int(cfg.model.readout is not None, res)
     arrays.update({f"v_{i}": v[:8] for i, v in enumerate(res.v)})
     arrays.update({f"u_{i}": u[:8] for i, u in enumerate(res.u)})
-    write_npz(run.dir / "emulate.npz", score=np.float64(score), seconds=np.float64(seconds), **arrays)
+    agree = float_agreement(run, inet, res, d)
+    write_npz(run.dir / "emulate.npz", score=np.float64(score), seconds=np.float64(seconds),
+              agreement=np.array(agree), **arrays)
     return ["emulate.npz"]
+
+
+def float_agreement(run: Run, inet: IntNetwork, res: RunResult, d: tasks.TaskData) -> list[float]:
+    """Per spiking layer: the share of (sample, step, neuron) entries where the trainer's
+    fake-quantized float forward (the QAT view) spikes exactly as the emulator does."""
+    net = tasks.build_model(run.cfg)
+    net.load_state_dict(torch.load(run.dir / "quant_model.pt", weights_only=False))
+    quant.attach(net, load_plans(run))
+    with torch.no_grad():
+        out = net(torch.as_tensor(d.x_test, dtype=torch.float32), generator=torch.Generator().manual_seed(0))
+    return [float((s.numpy().astype(np.uint8) == e).mean()) for s, e in zip(out["spikes"], res.spikes)]
 
 
 def _result(z, n_layers: int, prefix: str = "") -> RunResult:

@@ -150,6 +150,7 @@ def write_report(run) -> list[str]:
     en = energy(inet, d.x_test, emu_res.spikes)
     manifest = run.manifest()
     rep = dict(name=cfg.name, task=cfg.data.task, metric=metric, scores=scores, parity=par,
+               float_emulator_raster_agreement=[float(a) for a in ez["agreement"]],
                quantization=rows, firing_rates=dict(float=rates_float, emulator=rates_emu), fano=tm.get("fano"),
                energy=en, seconds={k: v["seconds"] for k, v in manifest["stages"].items()},
                emulator_seconds=float(ez["seconds"]), lava_seconds=float(lz["seconds"]) if lava_ran else None,
@@ -188,7 +189,11 @@ def _markdown(rep: dict, files: list[str]) -> str:
         if isinstance(t, dict):
             lines.append(f"- **{k}**: {t['samples']} samples, {t['mismatches']} mismatched entries "
                          f"(spikes, u and v of every layer and step)")
+    agree = ", ".join(f"{100 * a:.2f} %" for a in rep["float_emulator_raster_agreement"])
     lines += ["", f"Parity {'PASSED' if rep['parity']['ok'] else 'FAILED'}.", "",
+              f"Float trainer (fake-quantized forward) vs emulator on the whole test set: {agree} of "
+              "(sample, step, neuron) spike entries agree per spiking layer (float rounding differs "
+              "from the chip's; stochastic layers draw different noise).", "",
               "## Quantization", "",
               "| layer | scale | weight_exp | vth | du | dv | noise | weight rel. RMSE | moved > 1 step | peak |u| | "
               "peak |v| | u wraps | v saturations |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

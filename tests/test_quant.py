@@ -129,3 +129,42 @@ def test_out_of_range_decay_is_an_error():
     net.layers[0].fixed_decays[0] = 0.0            # du would be -1
     with pytest.raises(ValueError, match="du = -1"):
         quant.plan(net, raster(2))
+
+
+@pytest.mark.parametrize("kind", ["current", "voltage"])
+def test_additive_noise_maps_to_chip_noise_and_stays_exact(kind):
+    torch.manual_seed(0)
+    sd = 0.05
+    spec = dict(noise_current=sd) if kind == "current" else dict(noise_voltage=sd)
+    net = SpikingNet(12, [LayerSpec(n_out=20, du=800, dv=1200, **spec)], readout=LayerSpec(n_out=3))
+    with torch.no_grad():
+        for m in net.modules_in_order:
+            m.weight.normal_(0, 0.6)
+    x = raster(9)
+    plans = quant.plan(net, x, noise_seed=5)
+    lq = plans[0]
+    assert lq.noise.inject == kind and lq.noise.dist == "logistic"
+    chip_sd = lq.noise_std()[0 if kind == "current" else 1]
+    assert sd / np.sqrt(2) <= chip_sd <= sd * np.sqrt(2)          # nearest power of two
+    inet = quant.to_int_network(net, plans)
+    ref = emu.run(inet, x.astype(np.uint8), probes=True)
+    out = HwExactNet(net, plans)(torch.as_tensor(x), record=True)
+    for a, b in zip(out["int"]["v"], ref.v):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float_current_noise_has_the_ar1_variance():
+    """Noise alone (no input): u is AR(1) with stationary variance sd^2 / (1 - (1 - du_f)^2)."""
+    sd, du = 0.1, 400
+    net = SpikingNet(1, [LayerSpec(n_out=200, du=du, vth=1e9, noise_current=sd)])
+    u = net(torch.zeros(20, 400, 1), generator=torch.Generator().manual_seed(1), record=True)["u"][0][:, 200:]
+    a = 1 - (du + 1) / 4096
+    expected = sd ** 2 / (1 - a ** 2)
+    assert float(u.detach().var()) == pytest.approx(expected, rel=0.05)
+
+
+def test_escape_and_additive_noise_together_is_an_error():
+    net = SpikingNet(4, [LayerSpec(n_out=3, noise_current=0.1,
+                                   spiking=Spiking(stochastic=True, escape=Escape("sigmoid", 4.0)))])
+    with pytest.raises(ValueError, match="one noise source"):
+        quant.plan(net, raster(1, n_in=4))

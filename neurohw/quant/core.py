@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import chip
-from ..noise import Noise
+from ..noise import Noise, noise_moments
 from ..train.escape import Escape, Spiking
 
 HEADROOM = 2.0 ** (chip.UV_BITS - 2)        # plan peaks |u|, |v| to at most half the 24-bit range
@@ -52,6 +52,13 @@ class LayerQuant:
     noise: Noise = Noise()
     readout: bool = False
     spiking: Spiking | None = None  # the escape as the chip realizes it (stochastic layers)
+
+    def noise_std(self) -> tuple[float, float]:
+        """(current, voltage) noise std per step in float units, as the chip realizes it."""
+        if self.noise.inject not in ("current", "voltage"):
+            return 0.0, 0.0
+        sd = math.sqrt(noise_moments(self.noise)[1]) / self.scale
+        return (sd, 0.0) if self.noise.inject == "current" else (0.0, sd)
 
     def q(self, rec: bool = False) -> float:
         """Float value of one integer weight unit."""
@@ -164,12 +171,30 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
         rec_exp = min((quant_error(rec, 64 * 2.0 ** r / s, rec_mode, bits), r)
                       for r in range(chip.WEIGHT_EXP_RANGE[0], chip.WEIGHT_EXP_RANGE[1] + 1))[1]
     chip_spiking = None
+    if stochastic and (layer.spec.noise_current or layer.spec.noise_voltage):
+        raise ValueError(f"quantize: {where} has escape noise and additive noise; the chip has one noise "
+                         "source per layer")
+    if not stochastic and (layer.spec.noise_current or layer.spec.noise_voltage):
+        noise = additive_noise(layer.spec, s, noise_seed, where)
     if stochastic:
         esc = Escape.from_chip(noise, unit=1.0 / s)
         chip_spiking = replace(spiking, escape=esc)
     return LayerQuant(scale=s, weight_exp=e, mode=mode, num_weight_bits=bits, vth=vth, du=du, dv=dv,
                       rec_weight_exp=rec_exp, rec_mode=rec_mode, rec_num_weight_bits=bits, noise=noise, readout=readout,
                       spiking=chip_spiking)
+
+
+def additive_noise(spec, scale: float, seed: int, where: str) -> Noise:
+    """Gaussian current or voltage noise of std sd (float units) as chip logistic noise of the
+    nearest power-of-two amplitude (variance matched; the chip has one noise source per layer)."""
+    if spec.noise_current and spec.noise_voltage:
+        raise ValueError(f"quantize: {where} has both current and voltage noise; the chip has one noise "
+                         "source per layer")
+    inject, sd = ("current", spec.noise_current) if spec.noise_current else ("voltage", spec.noise_voltage)
+    unit_sd = math.sqrt(noise_moments(Noise(dist="logistic", exp=chip.NOISE_EXP_BIAS))[1])
+    exp = chip.NOISE_EXP_BIAS + int(round(math.log2(sd * scale / unit_sd)))
+    chip.check_range(where, f"noise_exp (for {inject} noise std {sd:.3g})", exp, *chip.NOISE_EXP_RANGE)
+    return Noise(inject=inject, dist="logistic", exp=exp, seed=seed)
 
 
 def calibrate(net, x: np.ndarray, batch_size: int = 256) -> list[tuple[float, float]]:

@@ -98,6 +98,9 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None
         gen.set_state(state["gen"])
         metrics, start = state["metrics"], state["epoch"]
     x, y = data["x_train"], data["y_train"]
+    if start == 0:                    # the starting point, e.g. for "reduced 10x from init"
+        metrics["init"] = (evaluate(net, data["x_test"], data["y_test"], predict) if score is None
+                           else float(score(net)))
     for epoch in range(start, cfg.epochs):
         order = torch.randperm(len(x), generator=gen).numpy()
         total, n = 0.0, 0

@@ -33,6 +33,8 @@ class LayerSpec:
     recurrent: bool = False
     spiking: Spiking = field(default_factory=Spiking)
     train_decays: bool = False
+    noise_current: float = 0.0    # std of Gaussian noise added to u's input each step (float units)
+    noise_voltage: float = 0.0    # std of Gaussian noise added to v each step
 
 
 def lif_step(u, v, a, du_f, dv_f, bias, vth):
@@ -61,6 +63,12 @@ class LIFLayer(nn.Module):
     def du_dv(self):
         d = self.decays if self.decays is not None else self.fixed_decays
         return d.clamp(0.0, 1.0)
+
+    def noise_std(self) -> tuple[float, float]:
+        """(current, voltage) noise std per step: the spec's, or the chip's realization of it."""
+        if self.quant is not None:
+            return self.quant.noise_std()
+        return self.spec.noise_current, self.spec.noise_voltage
 
     def params(self):
         """(weight, rec, bias, vth, du_frac, dv_frac, spiking) as the forward pass uses them:
@@ -111,6 +119,11 @@ class SpikingNet(nn.Module):
                     a = src @ w.t()
                     if rec is not None:
                         a = a + prev[l] @ rec.t()
+                    sd_u, sd_v = m.noise_std()    # additive noise, reparameterized: sd * N(0, 1)
+                    if sd_u:
+                        a = a + sd_u * torch.randn(a.shape, generator=generator, dtype=a.dtype)
+                    if sd_v:
+                        bias = bias + sd_v * torch.randn(a.shape, generator=generator, dtype=a.dtype)
                     u, v, xv = lif_step(u, v, a, du_f, dv_f, bias, vth)
                     if l < n_spiking:
                         s = spike(xv, spiking, generator)
