@@ -181,7 +181,7 @@ class IntNetwork:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
-            np.savez(tmp / ARRAYS, **arrays)
+            np.savez_compressed(tmp / ARRAYS, **arrays)
             (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
             _replace_dir(tmp, path)
         finally:
