@@ -142,7 +142,7 @@ def _fit(run: Run, net, d: tasks.TaskData, tc: TrainConfig, out_dir: Path) -> di
     score = None
     if cfg.n_classes is None:
         score = lambda n: tasks.score_float(cfg, n, d.x_test, d.y_test)  # noqa: E731
-    return fit(net, d.as_dict(), tasks.loss_fn(cfg), tasks.predict_float, tc, out_dir=out_dir,
+    return fit(net, d.as_dict(), tasks.loss_fn(cfg), tasks.predictor(cfg), tc, out_dir=out_dir,
                progress=run.progress, score=score)
 
 
@@ -213,7 +213,7 @@ def stage_emulate(run: Run) -> list[str]:
     score = tasks.score_int(cfg, res, d.y_test)
     arrays = {f"spikes_{i}": s for i, s in enumerate(res.spikes)}
     if cfg.n_classes is not None:
-        arrays["pred"] = tasks.predict_int(cfg.model.readout is not None, res)
+        arrays["pred"] = tasks.predict_int(cfg, res)
     arrays.update({f"v_{i}": v[:8] for i, v in enumerate(res.v)})
     arrays.update({f"u_{i}": u[:8] for i, u in enumerate(res.u)})
     agree = float_agreement(run, inet, res, d)
@@ -308,6 +308,9 @@ def run_pipeline(cfg: Config, out_dir: str | Path | None = None, progress: bool 
     run = Run(cfg, Path(out_dir or cfg.out_dir), progress=progress)
     run.dir.mkdir(parents=True, exist_ok=True)
     write_json(run.dir / "config.json", cfg.to_dict())
+    if force:                                            # start training over, too
+        for name in ("train", "qat"):
+            shutil.rmtree(run.dir / name, ignore_errors=True)
     for stage in stages:
         if stage != "report" and not force and run.done(stage):
             run.log(f"[{stage}] up to date, skipped")

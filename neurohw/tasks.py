@@ -71,6 +71,8 @@ def loss_fn(cfg: Config):
         s = out["spikes"]
         if kind == "max_over_time_ce":
             loss = losses.max_over_time_ce(out["readout_v"], y)
+        elif kind == "mean_over_time_ce":
+            loss = losses.mean_over_time_ce(out["readout_v"], y)
         elif kind == "spike_count_ce":
             loss = losses.spike_count_ce(s[-1], y)
         elif kind == "spike_count_mse":
@@ -85,19 +87,26 @@ def loss_fn(cfg: Config):
     return fn
 
 
-def predict_float(out: dict) -> torch.Tensor:
-    """Class per sample: argmax of the readout's max-over-time membrane, or of the last
-    layer's spike counts when there is no readout."""
-    if "readout_v" in out:
-        return out["readout_v"].max(1).values.argmax(1)
-    return out["spikes"][-1].sum(1).argmax(1)
+def predictor(cfg: Config):
+    """Class per sample from a float output: argmax of the readout's membrane reduced over time
+    as the loss reduces it (max, or mean for mean_over_time_ce), or of the last layer's spike
+    counts when there is no readout."""
+    mean = cfg.train.loss == "mean_over_time_ce"
+
+    def predict(out: dict) -> torch.Tensor:
+        if "readout_v" in out:
+            v = out["readout_v"]
+            return (v.mean(1) if mean else v.max(1).values).argmax(1)
+        return out["spikes"][-1].sum(1).argmax(1)
+    return predict
 
 
-def predict_int(net_has_readout: bool, res: RunResult) -> np.ndarray:
+def predict_int(cfg: Config, res: RunResult) -> np.ndarray:
     """The same decision from an integer run (emulator or Lava): v of the readout layer (the
-    last one; needs probes), or spike counts of the last layer."""
-    if net_has_readout:
-        return res.v[-1].max(1).argmax(1)
+    last one; needs probes; the scale does not change the argmax), or spike counts."""
+    if cfg.model.readout is not None:
+        v = res.v[-1].astype(np.int64)
+        return (v.sum(1) if cfg.train.loss == "mean_over_time_ce" else v.max(1)).argmax(1)
     return res.spikes[-1].sum(1).argmax(1)
 
 
@@ -114,10 +123,10 @@ def score_float(cfg: Config, net, x: np.ndarray, y: np.ndarray, seed: int = 1234
             out = net(torch.as_tensor(x, dtype=torch.float32), generator=gen)
         return van_rossum_np(out["spikes"][-1].numpy(), y)
     from .train.loop import evaluate
-    return evaluate(net, x, y, predict_float, seed=seed)
+    return evaluate(net, x, y, predictor(cfg), seed=seed)
 
 
 def score_int(cfg: Config, res: RunResult, y: np.ndarray) -> float:
     if cfg.n_classes is None:
         return van_rossum_np(res.spikes[-1], y)
-    return float((predict_int(cfg.model.readout is not None, res) == y).mean())
+    return float((predict_int(cfg, res) == y).mean())

@@ -229,7 +229,7 @@ MISTAKES = [
     ("bad_escape", lambda: with_(Y(), neuron__escape="chip"),
      ["neuron.escape = 'chip'", "one of 'sigmoid', 'erf', 'exp', 'uniform'"]),
     ("bad_loss", lambda: with_(Y(), train__loss="mse"),
-     ["train.loss = 'mse'", "'max_over_time_ce', 'spike_count_ce', 'spike_count_mse', 'van_rossum', 'l2'"]),
+     ["train.loss = 'mse'", "'max_over_time_ce', 'mean_over_time_ce', 'spike_count_ce', 'spike_count_mse', 'van_rossum', 'l2'"]),
     ("encoding_vs_task", lambda: with_(Y(), data__encoding="rate"),
      ["data.encoding = 'rate'", "data.task = 'yinyang'", "one of 'latency'"]),
     ("spike_train_encoding", lambda: with_(spike_train(), data__encoding="latency"),
@@ -342,3 +342,12 @@ def test_config_is_frozen():
     with pytest.raises(AttributeError):
         cfg.train.lr = 1.0                                                   # type: ignore[misc]
     assert isinstance(cfg, Config)
+
+
+def test_option_lists_match_the_trainer():
+    """config.py stays torch-free, so it lists the trainer's options itself; they must agree."""
+    from neurohw import config
+    from neurohw.train import escape, losses
+    assert config.ESCAPES == tuple(k for k in escape.ESCAPES if k != "chip")
+    assert config.SURROGATES == escape.SURROGATES
+    assert all(callable(getattr(losses, {"l2": "l2_spike_train"}.get(k, k))) for k in config.LOSSES)

@@ -40,7 +40,7 @@ def fluctuation_init(net: SpikingNet, x: np.ndarray, xi: float = 3.0, seed: int 
         sigma_v = float(m.vth) / xi
         std = sigma_v / np.sqrt(m.weight.shape[1] * nu * (1 - nu) * energy)
         m.weight.normal_(0.0, std, generator=gen)
-        if m.rec is not None:
-            m.rec.normal_(0.0, std / 2, generator=gen)
+        if m.rec is not None:   # half the feed-forward budget, spread over n_out recurrent inputs
+            m.rec.normal_(0.0, std * np.sqrt(m.weight.shape[1] / m.weight.shape[0]) / 2, generator=gen)
         stds.append(std)
     return stds

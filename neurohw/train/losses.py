@@ -12,6 +12,12 @@ def max_over_time_ce(readout_v: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return F.cross_entropy(readout_v.max(dim=1).values, labels)
 
 
+def mean_over_time_ce(readout_v: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits = the readout's membrane averaged over time. Less sensitive than
+    the maximum to one noisy step, so it suits stochastic networks."""
+    return F.cross_entropy(readout_v.mean(dim=1), labels)
+
+
 def spike_count_ce(spikes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of logits = output spike counts (rate-coded classification)."""
     return F.cross_entropy(spikes.sum(dim=1), labels)
