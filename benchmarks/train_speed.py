@@ -2,7 +2,7 @@
 
 Two tasks, both deterministic spiking with the SuperSpike surrogate 1 / (10 |x| + 1)^2
 (snnTorch: `surrogate.fast_sigmoid(slope=10)`, the same function):
-  yin_yang  5 latency inputs (30 steps, t_max 20) -> 120 LIF -> 3 non-spiking readout,
+  yin_yang  5 latency inputs (60 steps, t_max 50, as configs/yinyang.yaml) -> 120 LIF -> 3 readout,
             cross-entropy of the readout membrane's max over time; 5000 samples.
   rate      700 Bernoulli inputs (rate 0.05, 100 steps) -> 256 LIF -> 20 LIF,
             cross-entropy of the output spike counts; 1024 random samples.
@@ -88,7 +88,7 @@ class SnnTorchNet(nn.Module):
 
 def yin_yang_task(n: int):
     feats, labels = data.yin_yang_splits()["train"]
-    x = data.latency_encode(feats[:n], 30, t_max=20)
+    x = data.latency_encode(feats[:n], 60, t_max=50)
     net = SpikingNet(5, [LayerSpec(n_out=120, vth=1.0, spiking=Spiking(surrogate="superspike",
                                                                       surrogate_beta=SG_BETA))],
                      readout=LayerSpec(n_out=3))

@@ -111,7 +111,7 @@ def test_overwrite_is_atomic_and_leaves_nothing_behind(tmp_path, monkeypatch):
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(nw.np, "savez", boom)
+    monkeypatch.setattr(nw.np, "savez_compressed", boom)
     with pytest.raises(OSError, match="disk full"):
         a.save(tmp_path / "net")
     with pytest.raises(OSError):
