@@ -112,10 +112,24 @@ def _simulate(args, backend: str) -> int:
 
 
 def cmd_parity(args) -> int:
+    """A reference bundle: all three backends and the expected outputs. A run directory: its
+    parity stage (emulator vs Lava, hardware-exact trainer vs emulator), brought up to date."""
+    import json
+
     from .deploy import check_bundle
+    from .pipeline import STAGES
     p = Path(args.target)
-    if (p / "config.json").exists() and (p / "bundle").exists():
-        p = p / "bundle"
+    if (p / "config.json").exists():
+        run = _stages(argparse.Namespace(target=str(p), out=None, quiet=True), tuple(STAGES))
+        par = json.loads((run.dir / "parity.json").read_text())
+        for name, t in par.items():
+            if isinstance(t, dict):
+                print(f"{name}: {t['samples']} samples")
+                for row in t["per_layer"]:
+                    print(f"  layer {row['layer']}: {row['spikes']} spikes, {row['mismatched']} of "
+                          f"{row['entries']} entries mismatched")
+        print("parity: " + ("all spikes, u and v identical" if par["ok"] else "MISMATCH"))
+        return 0 if par["ok"] else 1
     table, ok = check_bundle(p, lava=not args.no_lava)
     print(table)
     return 0 if ok else 1
