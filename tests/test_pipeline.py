@@ -57,6 +57,11 @@ def test_pipeline_end_to_end_and_skip(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "[train] up to date" in out and "[quantize] up to date" in out and "[lava] running" in out
     assert json.loads((run.dir / "parity.json").read_text())["emu_vs_lava"]["samples"] == 5
+    # the CLI on the run directory: parity table and report, nothing re-trained
+    assert cli.main(["parity", str(run.dir)]) == 0
+    assert "all spikes, u and v identical" in capsys.readouterr().out
+    assert cli.main(["report", str(run.dir), "--quiet"]) == 0
+    assert "report.md" in capsys.readouterr().out
 
 
 @pytest.mark.slow
