@@ -18,20 +18,24 @@ import torch
 from neurohw import tasks
 from neurohw.config import load_config, parse_config
 from neurohw.pipeline import load_data, load_float, run_pipeline
+from neurohw.train import Escape
 
 CONFIGS = ["yinyang", "yinyang_stochastic", "digits", "spike_train"]
 
 
-def cross_eval(run) -> float | None:
-    """The float network evaluated with its noise flipped: off for a stochastic net, on (the
-    same escape, from the config's beta) for a deterministic one."""
+def cross_eval(run, beta: float) -> float | None:
+    """The float network evaluated with its noise flipped: off for a stochastic net; on for a
+    deterministic one, as sigmoid escape of the given beta (the stochastic config's)."""
     cfg = run.cfg
     if cfg.n_classes is None:
         return None
     net = load_float(run)
     for m in net.layers:
         sp = m.spec.spiking
-        m.spec = dataclasses.replace(m.spec, spiking=dataclasses.replace(sp, stochastic=not sp.stochastic))
+        flipped = dataclasses.replace(sp, stochastic=not sp.stochastic)
+        if flipped.stochastic:
+            flipped = dataclasses.replace(flipped, escape=Escape("sigmoid", beta))
+        m.spec = dataclasses.replace(m.spec, spiking=flipped)
     d = load_data(run)
     return tasks.score_float(cfg, net, d.x_test, d.y_test)
 
@@ -42,8 +46,11 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=CONFIGS)
     ap.add_argument("--out", default="runs/bench")
     ap.add_argument("--lava-samples", type=int, default=200)
+    ap.add_argument("--noise-beta", type=float, default=None,
+                    help="escape beta for running deterministic nets with noise (default: configs/yinyang_stochastic.yaml's)")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    beta = args.noise_beta or load_config("configs/yinyang_stochastic.yaml").neuron.beta
     table = {}
     for name in args.configs:
         rows = []
@@ -55,13 +62,14 @@ def main() -> None:
             run = run_pipeline(cfg, Path(args.out) / f"{name}-s{seed}", progress=False)
             rep = json.loads((run.dir / "report.json").read_text())
             tm = json.loads((run.dir / "train_metrics.json").read_text())
-            rows.append(dict(rep["scores"], cross=cross_eval(run), init=tm.get("init"), parity=rep["parity"]["ok"],
+            rows.append(dict(rep["scores"], cross=cross_eval(run, beta), init=tm.get("init"), parity=rep["parity"]["ok"],
                              train_s=tm.get("seconds")))
             print(f"{name} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[-1].items()
                                                       if isinstance(v, float)), flush=True)
         table[name] = rows
     print()
-    print(f"| config | float | after QAT | emulator | emulator (Lava samples) | Lava | cross-eval | parity |")
+    print(f"cross-eval: stochastic nets run without noise; deterministic nets with sigmoid escape, beta {beta}")
+    print("| config | float | after QAT | emulator | emulator (Lava samples) | Lava | cross-eval | parity |")
     print("|---|---|---|---|---|---|---|---|")
     for name, rows in table.items():
         def ms(k, scale=100.0):
