@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurohw import tasks
+from neurohw import emu, tasks
+from neurohw.network import load_bundle
 from neurohw.config import load_config, parse_config
 from neurohw.pipeline import load_data, load_float, run_pipeline
 from neurohw.train import Escape
@@ -38,6 +39,23 @@ def cross_eval(run, beta: float) -> float | None:
         m.spec = dataclasses.replace(m.spec, spiking=flipped)
     d = load_data(run)
     return tasks.score_float(cfg, net, d.x_test, d.y_test)
+
+
+def noise_averaged(run, k: int = 5) -> dict:
+    """Stochastic nets: float and emulator accuracy averaged over k noise realizations (float:
+    generator seeds; emulator: other sample ids in the noise hash), so that the comparison of
+    float and chip is not one draw against another."""
+    cfg = run.cfg
+    if not cfg.neuron.stochastic or cfg.n_classes is None:
+        return {}
+    d = load_data(run)
+    inet = load_bundle(run.dir / "bundle")
+    n = len(d.x_test)
+    emu_acc = [tasks.score_int(cfg, emu.run(inet, d.x_test, probes=True, sample_ids=np.arange(n) + j * n), d.y_test)
+               for j in range(k)]
+    net = load_float(run)
+    float_acc = [tasks.score_float(cfg, net, d.x_test, d.y_test, seed=1000 + j) for j in range(k)]
+    return dict(float_avg=float(np.mean(float_acc)), emulator_avg=float(np.mean(emu_acc)))
 
 
 def main() -> None:
@@ -63,7 +81,7 @@ def main() -> None:
             rep = json.loads((run.dir / "report.json").read_text())
             tm = json.loads((run.dir / "train_metrics.json").read_text())
             rows.append(dict(rep["scores"], cross=cross_eval(run, beta), init=tm.get("init"), parity=rep["parity"]["ok"],
-                             train_s=tm.get("seconds")))
+                             train_s=tm.get("seconds"), **noise_averaged(run)))
             print(f"{name} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[-1].items()
                                                       if isinstance(v, float)), flush=True)
         table[name] = rows
@@ -79,6 +97,11 @@ def main() -> None:
         print(f"| {name} | {ms('float', sc)} | {ms('qat', sc)} | {ms('emulator', sc)} | "
               f"{ms('emulator_on_lava_samples', sc)} | {ms('lava', sc)} | {ms('cross', sc)} | "
               f"{all(r['parity'] for r in rows)} |")
+    for name, rows in table.items():
+        if rows and "float_avg" in rows[0]:
+            f, e = (100 * np.array([r[k] for r in rows]) for k in ("float_avg", "emulator_avg"))
+            print(f"\n{name}, averaged over 5 noise realizations per seed: float {f.mean():.2f} ± {f.std():.2f}, "
+                  f"emulator {e.mean():.2f} ± {e.std():.2f}, emulator - float {np.mean(e - f):+.2f} pp")
     if "spike_train" in table:
         red = [r["init"] / r["float"] for r in table["spike_train"]]
         print(f"\nspike-train matching: van Rossum distance reduced {np.mean(red):.1f}x "
