@@ -172,3 +172,36 @@ def test_lava_weight_rules_match_lava_itself():
             mode = determine_sign_mode(w)
             ref = truncate_weights(clip_weights(w, mode, num_bits=8), mode, nwb)
             assert np.array_equal(chip.lava_weights(w, nwb), ref), (nwb, lo, hi)
+
+
+def test_lif_update_reports_wrap_and_saturation():
+    """The flags say exactly when u wrapped and v saturated (what reports count)."""
+    f = chip.lif_update.py_func
+    big = chip.UV_HALF - 1
+    # u near the top, input pushes it past 2**23: one wrap, to negative
+    u, v, s, fl = f(big, 0, 1000, 0, 4096, chip.VTH_RANGE[1] << chip.VTH_SHIFT, 0, 0, 0, 0)
+    assert u < 0 and fl & chip.FLAG_U_WRAP
+    # v at the top, positive u: saturates to V_MAX (threshold noise keeps it from spiking)
+    u, v, s, fl = f(1000, chip.V_MAX, 0, 0, 0, 0, 0, 0, 0, -(1 << 24))
+    assert v == chip.V_MAX and not s and fl == chip.FLAG_V_SAT
+    # and at the bottom
+    u, v, s, fl = f(-1000, chip.V_MIN, 0, 0, 0, 0, 0, 0, 0, 0)
+    assert v == chip.V_MIN and fl == chip.FLAG_V_SAT
+    # an ordinary step reports nothing
+    assert f(100, 100, 1, 10, 10, 1 << 20, 0, 0, 0, 0)[3] == 0
+
+
+def test_layer_step_counts_the_flags():
+    from neurohw.emu.kernel import layer_step
+    from neurohw.noise import NOISE_TABLES
+    B, n = 3, 4
+    u = np.full((B, n), chip.UV_HALF - 1, np.int64)
+    v = np.full((B, n), chip.V_MAX, np.int64)
+    acc = np.zeros((B, n), np.int64)
+    acc[:, :2] = 1000                       # 2 neurons per sample wrap u
+    s, wraps, sats = layer_step(u, v, acc, np.zeros_like(acc), False, 0, 0, False, 0, 0,
+                                chip.VTH_RANGE[1] << chip.VTH_SHIFT, np.zeros(n, np.int64),
+                                0, 0, 0, 7, 0, NOISE_TABLES, 0, 1, np.arange(B))
+    assert wraps == 2 * B
+    assert sats == 2 * B                    # the other 2 keep a large positive u: v saturates
+    assert s[:, 2:].all() and not s[:, :2].any()   # saturated v is above any threshold

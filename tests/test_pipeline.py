@@ -182,3 +182,26 @@ def test_energy_counts_events_by_hand():
     assert e["neuron_updates"] == 3 * 3 + 2 * 2     # layer l updates from step l + 1 on
     assert e["active_updates"] == 3
     assert e["nJ_per_inference"] == pytest.approx((16 * PJ_SYNOP + 3 * PJ_ACTIVE + 10 * PJ_INACTIVE) / 1e3)
+
+
+@pytest.mark.parametrize("loss", ["max_over_time_ce", "mean_over_time_ce"])
+def test_float_and_chip_predictions_reduce_time_alike(tmp_path, loss):
+    """predict_int on an emulator run equals the float predictor on the hardware-exact
+    forward of the same quantized network (whose readout v is the chip's v / scale)."""
+    from neurohw import emu, quant, tasks
+    from neurohw.train.hw import HwExactNet
+    cfg = tiny(tmp_path, train={"loss": loss})
+    torch.manual_seed(1)
+    net = tasks.build_model(cfg)
+    with torch.no_grad():
+        for m in net.modules_in_order:
+            m.weight.normal_(0, 3.0)
+        net.readout.weight -= net.readout.weight.mean(1, keepdim=True)   # no class wins by its row sum
+    x = (np.random.default_rng(1).random((64, 16, cfg.n_in)) < 0.3).astype(np.uint8)
+    plans = quant.plan(net, x)
+    res = emu.run(quant.to_int_network(net, plans), x, probes=True)
+    with torch.no_grad():
+        out = HwExactNet(net, plans)(torch.as_tensor(x, dtype=torch.float32))
+    pred = tasks.predict_int(cfg, res)
+    np.testing.assert_array_equal(pred, tasks.predictor(cfg)(out).numpy())
+    assert len(set(pred.tolist())) > 1
