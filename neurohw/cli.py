@@ -93,7 +93,7 @@ def _load_raster(path: str) -> np.ndarray:
 def _simulate(args, backend: str) -> int:
     from . import emu
     from .network import load_bundle
-    from .pipeline import write_npz
+    from ._io import write_npz
     net = load_bundle(args.bundle)
     x = _load_raster(args.input)
     if backend == "emulator":
@@ -101,11 +101,7 @@ def _simulate(args, backend: str) -> int:
     else:
         from . import lava as nlava
         res = nlava.run(net, x, probes=args.probes)
-    arrays = {f"spikes_{i}": s for i, s in enumerate(res.spikes)}
-    if args.probes:
-        arrays.update({f"u_{i}": u for i, u in enumerate(res.u)})
-        arrays.update({f"v_{i}": v for i, v in enumerate(res.v)})
-    write_npz(Path(args.output), **arrays)
+    write_npz(Path(args.output), **res.to_arrays())
     print(f"{backend}: {x.shape[0]} samples x {x.shape[1]} steps; "
           f"spikes per layer {[int(s.sum()) for s in res.spikes]}; wrote {args.output}")
     return 0

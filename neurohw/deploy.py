@@ -14,21 +14,10 @@ from .train.hw import run_int_network
 
 def save_reference(net: IntNetwork, x: np.ndarray, path, labels: np.ndarray | None = None) -> Path:
     """Write net as a bundle at path with the input raster and the emulator's spikes, u and v."""
-    res = emu.run(net, x, probes=True)
-    extra = {"input": np.asarray(x, np.uint8)}
-    for i in range(len(net.layers)):
-        extra[f"expected_spikes_{i}"] = res.spikes[i]
-        extra[f"expected_u_{i}"] = res.u[i]
-        extra[f"expected_v_{i}"] = res.v[i]
+    extra = {"input": np.asarray(x, np.uint8), **emu.run(net, x, probes=True).to_arrays("expected_")}
     if labels is not None:
         extra["labels"] = np.asarray(labels, np.int64)
     return net.save(path, extra=extra)
-
-
-def expected(extra: dict, n_layers: int) -> RunResult:
-    return RunResult(spikes=[extra[f"expected_spikes_{i}"] for i in range(n_layers)],
-                     u=[extra[f"expected_u_{i}"] for i in range(n_layers)],
-                     v=[extra[f"expected_v_{i}"] for i in range(n_layers)])
 
 
 def check_bundle(path, lava: bool = True) -> tuple[str, bool]:
@@ -41,7 +30,7 @@ def check_bundle(path, lava: bool = True) -> tuple[str, bool]:
     x = extra["input"]
     L = len(net.layers)
     a = emu.run(net, x, probes=True)
-    checks = {"emulator = expected": compare(a, expected(extra, L)),
+    checks = {"emulator = expected": compare(a, RunResult.from_arrays(extra, L, "expected_")),
               "trainer (hw-exact) = emulator": compare(a, run_int_network(net, x))}
     if lava:
         from . import lava as nlava

@@ -279,3 +279,18 @@ class RunResult:
     spikes: list[np.ndarray]
     u: list[np.ndarray] | None = None
     v: list[np.ndarray] | None = None
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Named arrays <prefix>spikes_<layer> (and u_, v_) for .npz files and bundle extras."""
+        out = {f"{prefix}spikes_{i}": s for i, s in enumerate(self.spikes)}
+        for name in ("u", "v"):
+            if getattr(self, name) is not None:
+                out.update({f"{prefix}{name}_{i}": a for i, a in enumerate(getattr(self, name))})
+        return out
+
+    @classmethod
+    def from_arrays(cls, z, n_layers: int, prefix: str = "") -> "RunResult":
+        """The inverse of to_arrays (u and v only where stored)."""
+        get = lambda name: ([z[f"{prefix}{name}_{i}"] for i in range(n_layers)]  # noqa: E731
+                            if f"{prefix}{name}_0" in z else None)
+        return cls(spikes=get("spikes"), u=get("u"), v=get("v"))

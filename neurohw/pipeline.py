@@ -8,11 +8,8 @@ checkpoint. The report stage always runs (it only reads artifacts).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import numpy as np
 import torch
 
 from . import emu, quant, tasks
+from ._io import save_torch, write_json, write_npz
 from .config import Config
 from .network import IntNetwork, RunResult, load_bundle
 from .parity import compare
@@ -40,47 +38,7 @@ ORDER = tuple(STAGES) + ("report",)
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic files and the manifest
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, obj) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, default=_jsonable))
-
-
-def write_npz(path: Path, **arrays) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-
-def save_torch(path: Path, obj) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _jsonable(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
+# The manifest
 
 @dataclass
 class Run:
@@ -177,6 +135,11 @@ def load_float(run: Run, name: str = "float_model.pt"):
     return net
 
 
+def load_quantized(run: Run):
+    """The float network after QAT and its quantization plans."""
+    return load_float(run, "quant_model.pt"), load_plans(run)
+
+
 def load_plans(run: Run) -> list:
     sp = tasks.spiking_of(run.cfg)
     return [quant.plan_from_dict(p, sp) for p in json.loads((run.dir / "plans.json").read_text())]
@@ -211,11 +174,9 @@ def stage_emulate(run: Run) -> list[str]:
     res = emu.run(inet, d.x_test, probes=True)
     seconds = time.perf_counter() - t0
     score = tasks.score_int(cfg, res, d.y_test)
-    arrays = {f"spikes_{i}": s for i, s in enumerate(res.spikes)}
+    arrays = RunResult(res.spikes, [u[:8] for u in res.u], [v[:8] for v in res.v]).to_arrays()
     if cfg.n_classes is not None:
         arrays["pred"] = tasks.predict_int(cfg, res)
-    arrays.update({f"v_{i}": v[:8] for i, v in enumerate(res.v)})
-    arrays.update({f"u_{i}": u[:8] for i, u in enumerate(res.u)})
     agree = float_agreement(run, inet, res, d)
     write_npz(run.dir / "emulate.npz", score=np.float64(score), seconds=np.float64(seconds),
               agreement=np.array(agree), **arrays)
@@ -225,18 +186,11 @@ def stage_emulate(run: Run) -> list[str]:
 def float_agreement(run: Run, inet: IntNetwork, res: RunResult, d: tasks.TaskData) -> list[float]:
     """Per spiking layer: the share of (sample, step, neuron) entries where the trainer's
     fake-quantized float forward (the QAT view) spikes exactly as the emulator does."""
-    net = tasks.build_model(run.cfg)
-    net.load_state_dict(torch.load(run.dir / "quant_model.pt", weights_only=False))
-    quant.attach(net, load_plans(run))
+    net, plans = load_quantized(run)
+    quant.attach(net, plans)
     with torch.no_grad():
         out = net(torch.as_tensor(d.x_test, dtype=torch.float32), generator=torch.Generator().manual_seed(0))
     return [float((s.numpy().astype(np.uint8) == e).mean()) for s, e in zip(out["spikes"], res.spikes)]
-
-
-def _result(z, n_layers: int, prefix: str = "") -> RunResult:
-    return RunResult(spikes=[z[f"{prefix}spikes_{i}"] for i in range(n_layers)],
-                     u=[z[f"{prefix}u_{i}"] for i in range(n_layers)] if f"{prefix}u_0" in z else None,
-                     v=[z[f"{prefix}v_{i}"] for i in range(n_layers)] if f"{prefix}v_0" in z else None)
 
 
 def stage_lava(run: Run) -> list[str]:
@@ -252,9 +206,7 @@ def stage_lava(run: Run) -> list[str]:
     res = nlava.run(inet, d.x_test[:n], probes=True)
     seconds = time.perf_counter() - t0
     score = tasks.score_int(cfg, res, d.y_test[:n])
-    arrays = {f"spikes_{i}": s for i, s in enumerate(res.spikes)}
-    arrays.update({f"u_{i}": u for i, u in enumerate(res.u)})
-    arrays.update({f"v_{i}": v for i, v in enumerate(res.v)})
+    arrays = res.to_arrays()
     write_npz(run.dir / "lava.npz", ran=np.bool_(True), score=np.float64(score), seconds=np.float64(seconds),
               samples=np.int64(n), **arrays)
     return ["lava.npz"]
@@ -265,21 +217,20 @@ def stage_parity(run: Run) -> list[str]:
     cfg, d = run.cfg, load_data(run)
     inet = load_bundle(run.dir / "bundle")
     L = len(inet.layers)
-    out = dict(layers=L)
     z = np.load(run.dir / "lava.npz")
-    if bool(z["ran"]):
-        n = int(z["samples"])
-        a = emu.run(inet, d.x_test[:n], probes=True)
-        out["emu_vs_lava"] = _table(compare(a, _result(z, L)), a, n)
-    if cfg.parity.hw_exact:
-        n = min(cfg.parity.samples, len(d.x_test))
-        net = tasks.build_model(cfg)
-        net.load_state_dict(torch.load(run.dir / "quant_model.pt", weights_only=False))
-        hw = HwExactNet(net, load_plans(run))
+    n_lava = int(z["samples"]) if bool(z["ran"]) else 0
+    n_hw = min(cfg.parity.samples, len(d.x_test)) if cfg.parity.hw_exact else 0
+    ref = emu.run(inet, d.x_test[:max(n_lava, n_hw)], probes=True)
+    first = lambda n: RunResult(*([a[:n] for a in f] for f in (ref.spikes, ref.u, ref.v)))  # noqa: E731
+    out = dict(layers=L)
+    if n_lava:
+        out["emu_vs_lava"] = _table(compare(first(n_lava), RunResult.from_arrays(z, L)), first(n_lava), n_lava)
+    if n_hw:
+        net, plans = load_quantized(run)
         with torch.no_grad():
-            o = hw(torch.as_tensor(d.x_test[:n], dtype=torch.float32), record=True)
-        a = emu.run(inet, d.x_test[:n], probes=True)
-        out["hw_exact_vs_emu"] = _table(compare(a, RunResult(o["int"]["spikes"], o["int"]["u"], o["int"]["v"])), a, n)
+            o = HwExactNet(net, plans)(torch.as_tensor(d.x_test[:n_hw], dtype=torch.float32), record=True)
+        hw = RunResult(o["int"]["spikes"], o["int"]["u"], o["int"]["v"])
+        out["hw_exact_vs_emu"] = _table(compare(first(n_hw), hw), first(n_hw), n_hw)
     out["ok"] = all(t["mismatches"] == 0 for k, t in out.items() if isinstance(t, dict))
     write_json(run.dir / "parity.json", out)
     return ["parity.json"]

@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from . import tasks  # noqa: E402
-from .network import load_bundle  # noqa: E402
+from ._io import atomic_path, write_json, write_text  # noqa: E402
+from .network import RunResult, load_bundle  # noqa: E402
 
 PJ_SYNOP, PJ_ACTIVE, PJ_INACTIVE = 23.6, 81.0, 52.0
 ENERGY_SOURCE = ("Loihi 1 figures from Davies et al. 2018, 'Loihi: A Neuromorphic Manycore Processor with "
@@ -44,7 +44,6 @@ def energy(inet, x: np.ndarray, spikes: list[np.ndarray]) -> dict:
 
 
 def _save(fig, run, name: str, files: list) -> None:
-    from .pipeline import atomic_path
     with atomic_path(run.dir / name) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
@@ -52,7 +51,7 @@ def _save(fig, run, name: str, files: list) -> None:
 
 
 def write_report(run) -> list[str]:
-    from .pipeline import _result, load_data, load_float, load_plans, write_json
+    from .pipeline import load_data, load_float, load_plans
     cfg, d = run.cfg, load_data(run)
     inet = load_bundle(run.dir / "bundle")
     L = len(inet.layers)
@@ -62,7 +61,7 @@ def write_report(run) -> list[str]:
     lz = np.load(run.dir / "lava.npz")
     par = json.loads((run.dir / "parity.json").read_text())
     plans = load_plans(run)
-    emu_res = _result(ez, L)
+    emu_res = RunResult.from_arrays(ez, L)
     lava_ran = bool(lz["ran"])
     metric = "accuracy" if cfg.n_classes else "van Rossum distance (lower is better)"
     key = "test_acc" if cfg.n_classes else "test_score"
@@ -119,7 +118,6 @@ def write_report(run) -> list[str]:
     _save(fig, run, "membrane.png", files)
 
     # weights before / after quantization
-    qnet = load_float(run, "quant_model.pt")
     fig, ax = plt.subplots(1, L, figsize=(3.4 * L, 2.8), squeeze=False)
     for l, (m0, layer, lq) in enumerate(zip(float_net.modules_in_order, inet.layers, plans)):
         ax[0, l].hist(m0.weight.detach().numpy().ravel(), bins=60, alpha=0.6, label="float")
@@ -127,7 +125,6 @@ def write_report(run) -> list[str]:
         ax[0, l].set(title=f"layer {l} weights", xlabel="weight")
         ax[0, l].legend(fontsize=7)
     _save(fig, run, "weights.png", files)
-    del qnet
 
     # range use and firing rates
     rows = qr["layers"]
@@ -158,9 +155,7 @@ def write_report(run) -> list[str]:
     write_json(run.dir / "report.json", rep)
     files.append("report.json")
     md = _markdown(rep, files)
-    from .pipeline import atomic_path
-    with atomic_path(run.dir / "report.md") as tmp:
-        tmp.write_text(md)
+    write_text(run.dir / "report.md", md)
     files.append("report.md")
     return files
 

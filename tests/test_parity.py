@@ -3,7 +3,7 @@ and every u and v value."""
 import numpy as np
 import pytest
 
-from neurohw import chip, emu, synth
+from neurohw import emu, synth
 from neurohw import lava as nlava
 from neurohw.parity import compare
 from neurohw.train.hw import run_int_network as hw_exact_run

@@ -21,6 +21,7 @@ from .. import chip
 from ..noise import Noise, noise_moments
 from ..train.escape import Escape, Spiking
 
+ACT = 1 << chip.ACT_SHIFT                   # a weight unit enters u as w << 6
 HEADROOM = 2.0 ** (chip.UV_BITS - 2)        # plan peaks |u|, |v| to at most half the 24-bit range
 BIAS_MAX = chip.BIAS_MANT_RANGE[1] << chip.BIAS_EXP_RANGE[1]
 CLIP_FRACTIONS = np.linspace(0.3, 1.0, 36)   # candidate clip levels, as fractions of max |W|
@@ -63,7 +64,7 @@ class LayerQuant:
     def q(self, rec: bool = False) -> float:
         """Float value of one integer weight unit."""
         e = self.rec_weight_exp if rec else self.weight_exp
-        return (1 << chip.ACT_SHIFT) * 2.0 ** e / self.scale
+        return ACT * 2.0 ** e / self.scale
 
     def weight_ints(self, w: torch.Tensor, rec: bool = False) -> torch.Tensor:
         """Integer weights (float tensor of exact integers) on Lava's grid, clipped to the mode."""
@@ -141,13 +142,13 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
         dist, c = DEPLOY_NOISE[spiking.escape.kind]
         cb = c * spiking.escape.beta
         # q = 64 * 2**(e - k) / (c beta): search d = e - k over a generous window
-        cands = [(quant_error(w, 64 * 2.0 ** d / cb, mode, bits), d) for d in range(-40, 41)
-                 if wmax / 8 <= 64 * 2.0 ** d / cb * top <= 8 * wmax]
+        cands = [(quant_error(w, ACT * 2.0 ** d / cb, mode, bits), d) for d in range(-40, 41)
+                 if wmax / 8 <= ACT * 2.0 ** d / cb * top <= 8 * wmax]
         d = min(cands)[1]
         scale_of = lambda e: cb * 2.0 ** (e - d)  # noqa: E731
     else:
         q_best = min((quant_error(w, f * wmax / top, mode, bits), f * wmax / top) for f in CLIP_FRACTIONS)[1]
-        scale_of = lambda e: 64 * 2.0 ** e / q_best  # noqa: E731
+        scale_of = lambda e: ACT * 2.0 ** e / q_best  # noqa: E731
 
     for e in range(chip.WEIGHT_EXP_RANGE[1], chip.WEIGHT_EXP_RANGE[0] - 1, -1):
         s = scale_of(e)
@@ -168,7 +169,7 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
                          f"max |bias| {b.max(initial=0):.3g} (float units)")
     rec_exp = 0
     if rec is not None:
-        rec_exp = min((quant_error(rec, 64 * 2.0 ** r / s, rec_mode, bits), r)
+        rec_exp = min((quant_error(rec, ACT * 2.0 ** r / s, rec_mode, bits), r)
                       for r in range(chip.WEIGHT_EXP_RANGE[0], chip.WEIGHT_EXP_RANGE[1] + 1))[1]
     chip_spiking = None
     if stochastic and (layer.spec.noise_current or layer.spec.noise_voltage):
@@ -248,9 +249,9 @@ def from_int_network(int_net, readout: bool = False, spiking: Spiking | None = N
     from ..train.model import LayerSpec, SpikingNet
     specs, plans = [], []
     for i, L in enumerate(int_net.layers):
-        s = float(1 << chip.ACT_SHIFT) * 2.0 ** L.weight_exp
+        s = float(ACT) * 2.0 ** L.weight_exp
         sp = spiking or Spiking()
-        specs.append(LayerSpec(n_out=L.n_out, du=L.du, dv=L.dv, vth=L.vth * 64.0 / s, recurrent=L.recurrent,
+        specs.append(LayerSpec(n_out=L.n_out, du=L.du, dv=L.dv, vth=L.vth * float(1 << chip.VTH_SHIFT) / s, recurrent=L.recurrent,
                                spiking=sp))
         plans.append(LayerQuant(scale=s, weight_exp=L.weight_exp, mode=chip.sign_mode(L.weights),
                                 num_weight_bits=L.num_weight_bits, vth=L.vth, du=L.du, dv=L.dv,

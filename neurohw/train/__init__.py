@@ -2,4 +2,4 @@
 from .escape import Escape, Spiking, spike, spike_as
 from .model import LayerSpec, LIFLayer, SpikingNet, lif_step
 
-__all__ = ["Escape", "Spiking", "spike", "LayerSpec", "LIFLayer", "SpikingNet", "lif_step"]
+__all__ = ["Escape", "Spiking", "spike", "spike_as", "LayerSpec", "LIFLayer", "SpikingNet", "lif_step"]

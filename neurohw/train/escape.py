@@ -73,9 +73,9 @@ class Escape:
         """The chip's escape function of threshold noise, with beta matched to its width."""
         n = noise.values().astype(np.float64)
         if noise.dist == "logistic":
-            beta = 1.0 / (chip.LOGISTIC_SCALE * 2.0 ** (noise.exp - 7) * unit)
+            beta = 1.0 / (chip.LOGISTIC_SCALE * 2.0 ** (noise.exp - chip.NOISE_EXP_BIAS) * unit)
         else:
-            beta = 1.0 / ((n.max() - n.min() + 2.0 ** (noise.exp - 7)) * unit)
+            beta = 1.0 / ((n.max() - n.min() + 2.0 ** (noise.exp - chip.NOISE_EXP_BIAS)) * unit)
         return cls(kind="chip", beta=beta, noise=noise, unit=unit)
 
 

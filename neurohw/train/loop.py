@@ -2,9 +2,6 @@
 checkpoints and exact resume (model, optimizer, schedule and random-generator states)."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -13,6 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .._io import save_torch, write_json
 from . import losses
 from .model import SpikingNet
 
@@ -25,17 +23,6 @@ class TrainConfig:
     clip: float = 1.0
     trials: int = 1            # sampled paths averaged per update (stochastic networks)
     seed: int = 0
-
-
-def _atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def evaluate(net: SpikingNet, x: np.ndarray, y: np.ndarray, predict: Callable, batch_size: int = 256,
@@ -135,9 +122,7 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None
             tqdm.write(f"epoch {epoch + 1}: loss {total / n:.4f}, {shown}")
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            _atomic_save(dict(model=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
-                              gen=gen.get_state(), metrics=metrics, epoch=epoch + 1), ckpt)
-            tmp = out / ".metrics.json.tmp"
-            tmp.write_text(json.dumps(metrics, indent=1))
-            os.replace(tmp, out / "metrics.json")
+            save_torch(ckpt, dict(model=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
+                                  gen=gen.get_state(), metrics=metrics, epoch=epoch + 1))
+            write_json(out / "metrics.json", metrics)
     return metrics
