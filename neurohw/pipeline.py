@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import emu, quant, tasks
-from ._io import save_torch, write_json, write_npz
+from ._io import save_torch, write_json, write_npz, write_text
 from .config import Config
 from .network import IntNetwork, RunResult, load_bundle
 from .parity import compare
@@ -111,7 +111,7 @@ def resume_dir(run: Run, stage: str, name: str) -> Path:
     if path.exists() and (not stamp.exists() or stamp.read_text() != h):
         shutil.rmtree(path)                             # a different training: start over
     path.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(h)
+    write_text(stamp, h)
     return path
 
 

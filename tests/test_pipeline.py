@@ -95,6 +95,29 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
+def test_force_trains_again_instead_of_resuming_a_finished_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny(tmp_path, train={"epochs": 2, "batch_size": 40, "lr": 0.01})
+    stages = ("data", "train")
+    pipeline.run_pipeline(cfg, progress=False, stages=stages)
+    assert (tmp_path / "run" / "train" / "checkpoint.pt").exists()     # a finished checkpoint
+    import neurohw.tasks as tasks
+    real, calls = tasks.loss_fn, {"n": 0}
+
+    def counting(c):
+        fn = real(c)
+
+        def wrapped(out, y):
+            calls["n"] += 1
+            return fn(out, y)
+        return wrapped
+    monkeypatch.setattr(tasks, "loss_fn", counting)
+    pipeline.run_pipeline(cfg, progress=False, stages=stages)
+    assert calls["n"] == 0                                               # up to date: skipped
+    pipeline.run_pipeline(cfg, progress=False, stages=stages, force=True)
+    assert calls["n"] == 2 * 3                                           # 2 epochs x 3 batches, from scratch
+
+
 def test_failing_stage_leaves_no_artifact(tmp_path, monkeypatch):
     cfg = tiny(tmp_path, train={"epochs": 1, "batch_size": 40}, quant={"qat_epochs": 0})
     pipeline.run_pipeline(cfg, progress=False, stages=("data", "train", "quantize"))
