@@ -47,7 +47,7 @@ NEURON_KEYS = ("stochastic", "escape", "beta", "surrogate", "surrogate_beta", "s
                "detach_reset", "noise_seed")
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "clip", "trials", "loss", "init_xi", "rate_low",
               "rate_high", "rate_strength")
-QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr")
+QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact")
 DEPLOY_KEYS = ("lava", "lava_samples")
 PARITY_KEYS = ("hw_exact", "samples")
 
@@ -126,6 +126,7 @@ class QuantConfig:
     weight_bits: int = 8
     qat_epochs: int = 0
     qat_lr: float = 0.0005
+    qat_hw_exact: bool = False     # QAT forward in the chip's integer arithmetic (HwExactNet)
 
 
 @dataclass(frozen=True)
@@ -525,7 +526,8 @@ def parse_config(d: dict, source: str = "<dict>", base_dir: Path | None = None) 
     qm = top.sub("quant", QUANT_KEYS)
     quant = QuantConfig(weight_bits=qm.int_("weight_bits", 8, 1, 8),
                         qat_epochs=qm.int_("qat_epochs", 0, 0, 10000),
-                        qat_lr=qm.float_("qat_lr", 0.0005, gt=0, le=10))
+                        qat_lr=qm.float_("qat_lr", 0.0005, gt=0, le=10),
+                        qat_hw_exact=qm.bool_("qat_hw_exact", False))
     dm = top.sub("deploy", DEPLOY_KEYS)
     deploy = DeployConfig(lava=dm.bool_("lava", True), lava_samples=dm.int_("lava_samples", 200, 0, 100000))
     pm = top.sub("parity", PARITY_KEYS)

@@ -151,8 +151,11 @@ def stage_quantize(run: Run) -> list[str]:
     plans = quant.plan(net, d.x_train[:512], bits=cfg.quant.weight_bits, noise_seed=cfg.neuron.noise_seed)
     qat = {}
     if cfg.quant.qat_epochs > 0:
-        quant.attach(net, plans)
-        qat = _fit(run, net, d, _train_cfg(cfg, cfg.quant.qat_epochs, cfg.quant.qat_lr),
+        # fake-quantized float forward, or (qat_hw_exact) the chip's own integer forward, which
+        # also fine-tunes against the deployed noise draws; both back-propagate through the surrogate
+        quant.attach(net, None if cfg.quant.qat_hw_exact else plans)
+        model = HwExactNet(net, plans) if cfg.quant.qat_hw_exact else net
+        qat = _fit(run, model, d, _train_cfg(cfg, cfg.quant.qat_epochs, cfg.quant.qat_lr),
                    resume_dir(run, "quantize", "qat"))
         quant.attach(net, None)
     quant.attach(net, plans)

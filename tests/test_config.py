@@ -26,7 +26,7 @@ def full_yinyang() -> dict:
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.002, "clip": 1.0, "trials": 2,
                   "loss": "max_over_time_ce", "init_xi": 2.0, "rate_low": 0.0, "rate_high": 0.5,
                   "rate_strength": 0.1},
-        "quant": {"weight_bits": 8, "qat_epochs": 1, "qat_lr": 0.0005},
+        "quant": {"weight_bits": 8, "qat_epochs": 1, "qat_lr": 0.0005, "qat_hw_exact": True},
         "deploy": {"lava": False, "lava_samples": 10},
         "parity": {"hw_exact": True, "samples": 4},
     }
@@ -105,7 +105,7 @@ def test_defaults_filled():
     t = cfg.train
     assert (t.epochs, t.batch_size, t.lr, t.clip, t.trials, t.loss, t.init_xi, t.rate_low, t.rate_high,
             t.rate_strength) == (30, 64, 0.002, 1.0, 1, "max_over_time_ce", 2.0, 0.0, 1.0, 0.0)
-    assert (cfg.quant.weight_bits, cfg.quant.qat_epochs, cfg.quant.qat_lr) == (8, 0, 0.0005)
+    assert (cfg.quant.weight_bits, cfg.quant.qat_epochs, cfg.quant.qat_lr, cfg.quant.qat_hw_exact) == (8, 0, 0.0005, False)
     assert (cfg.deploy.lava, cfg.deploy.lava_samples) == (True, 200)
     assert (cfg.parity.hw_exact, cfg.parity.samples) == (True, 32)
 
@@ -198,6 +198,8 @@ MISTAKES = [
      ["train.lr = '2e-3'", "expected float", "2.0e-3", "float (0, 10]"]),
     ("str_for_bool", lambda: with_(Y(), deploy__lava="yes"),
      ["deploy.lava = 'yes'", "expected bool", "true or false"]),
+    ("int_for_bool_qat_hw_exact", lambda: with_(Y(), quant__qat_hw_exact=1),
+     ["quant.qat_hw_exact = 1", "expected bool", "true or false"]),
     ("null_for_int", lambda: with_(Y(), train__epochs=None),
      ["train.epochs = None", "is null", "int 0..10000"]),
     ("lr_negative", lambda: with_(Y(), train__lr=-1.0),

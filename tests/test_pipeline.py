@@ -118,6 +118,22 @@ def test_force_trains_again_instead_of_resuming_a_finished_checkpoint(tmp_path, 
     assert calls["n"] == 2 * 3                                           # 2 epochs x 3 batches, from scratch
 
 
+@pytest.mark.slow
+def test_hw_exact_qat_fine_tunes_what_the_chip_runs(tmp_path):
+    """With quant.qat_hw_exact the QAT forward is the chip's integer network, noise draws
+    included: the accuracy it records after its last epoch is the emulator's, sample for sample,
+    and the fine-tuning moved the weights."""
+    cfg = tiny(tmp_path, neuron={"stochastic": True, "beta": 5.0},
+               quant={"qat_epochs": 2, "qat_lr": 0.01, "qat_hw_exact": True}, deploy={"lava": False})
+    run = pipeline.run_pipeline(cfg, progress=False, stages=("data", "train", "quantize", "emulate"))
+    qat = json.loads((run.dir / "quant_report.json").read_text())["qat"]
+    assert len(qat["test_acc"]) == 2 and len(qat["fano"]) == 1 and qat["fano"][0] > 0.1
+    emulated = np.load(run.dir / "emulate.npz")
+    assert qat["test_acc"][-1] == float(emulated["score"])
+    a, b = torch.load(run.dir / "float_model.pt"), torch.load(run.dir / "quant_model.pt")
+    assert not torch.equal(a["layers.0.weight"], b["layers.0.weight"])
+
+
 def test_failing_stage_leaves_no_artifact(tmp_path, monkeypatch):
     cfg = tiny(tmp_path, train={"epochs": 1, "batch_size": 40}, quant={"qat_epochs": 0})
     pipeline.run_pipeline(cfg, progress=False, stages=("data", "train", "quantize"))

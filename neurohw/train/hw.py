@@ -46,6 +46,10 @@ class HwExactNet(nn.Module):
         self.net = net
         self.plans = plans
 
+    @property
+    def layers(self):
+        return self.net.layers
+
     def forward(self, x: torch.Tensor, generator=None, record: bool = False, sample_ids=None):
         B, T, _ = x.shape
         x = x.float()

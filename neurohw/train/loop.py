@@ -53,7 +53,8 @@ def fano_factors(net: SpikingNet, x: np.ndarray, trials: int = 8, seed: int = 54
     gen = torch.Generator().manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     with torch.no_grad():
-        runs = [net(xt, generator=gen)["spikes"] for _ in range(trials)]
+        ids = np.arange(len(x))     # other on-chip noise draws per trial (hardware-exact nets)
+        runs = [net(xt, generator=gen, sample_ids=ids + k * len(x))["spikes"] for k in range(trials)]
     out = []
     for layer in range(len(runs[0])):
         c = torch.stack([r[layer].sum(1) for r in runs])       # [trials, batch, n]
@@ -98,8 +99,9 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None
             xb = torch.as_tensor(x[idx], dtype=torch.float32)
             yb = torch.as_tensor(y[idx])
             opt.zero_grad()
-            ids = idx + epoch * len(x)     # fresh on-chip noise draws each epoch (hardware-exact nets)
-            loss = sum(loss_fn(net(xb, generator=gen, sample_ids=ids), yb) for _ in range(cfg.trials)) / cfg.trials
+            # fresh on-chip noise draws each epoch and trial (hardware-exact nets)
+            ids = [idx + (epoch * cfg.trials + k) * len(x) for k in range(cfg.trials)]
+            loss = sum(loss_fn(net(xb, generator=gen, sample_ids=i), yb) for i in ids) / cfg.trials
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
             opt.step()
