@@ -1,7 +1,7 @@
 """Accuracy benchmark: each reference config trained, quantized (+QAT), emulated and run in
 Lava for 3 seeds; prints mean +- std of float / QAT / emulator / Lava, the cross-evaluations
 (stochastic-trained run deterministically, deterministic-trained run with noise) and the
-spike-train matching reduction. `make bench-accuracy` (about 20-30 minutes on 2 cores).
+spike-train matching reduction. `make bench-accuracy` (about 40 minutes on 2 cores).
 
     python benchmarks/accuracy.py [--seeds 0 1 2] [--configs yinyang digits ...] [--out runs/bench]
 """
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from neurohw import emu, tasks
+from neurohw._io import write_json
 from neurohw.network import load_bundle
 from neurohw.config import load_config, parse_config
 from neurohw.pipeline import load_data, load_float, run_pipeline
@@ -107,8 +108,9 @@ def main() -> None:
         print(f"\nspike-train matching: van Rossum distance reduced {np.mean(red):.1f}x "
               f"(min {np.min(red):.1f}x) from initialization (float); emulator/float distance "
               f"{np.mean([r['emulator'] / r['float'] for r in table['spike_train']]):.2f}")
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "accuracy.json").write_text(json.dumps(table, indent=1))
+    path = Path(args.out) / "accuracy.json"          # merged: a run of some configs keeps the others
+    old = json.loads(path.read_text()) if path.exists() else {}
+    write_json(path, {**old, **table})
 
 
 if __name__ == "__main__":

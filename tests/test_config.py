@@ -156,7 +156,7 @@ def test_spec_and_inline_are_the_same_model():
 
 @pytest.mark.parametrize("spec,task,n_layers,readout", [
     ("yinyang", "yinyang", 1, 3), ("digits", "digits", 1, 10),
-    ("spike_train", "spike_train", 2, None), ("recurrent", "yinyang", 1, 3)])
+    ("spike_train", "spike_train", 2, None), ("recurrent", "yinyang", 1, 3), ("yinyang_wide", "yinyang", 1, 3)])
 def test_shipped_model_specs(spec, task, n_layers, readout):
     cfg = parse_config({"name": spec, "data": {"task": task}, "model": {"spec": f"models/{spec}.yaml"}},
                        base_dir=REPO)
