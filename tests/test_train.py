@@ -194,6 +194,30 @@ def test_resume_reproduces_uninterrupted_training(tmp_path, stochastic):
     assert not [p for p in (tmp_path / "b").iterdir() if p.name.startswith(".")]
 
 
+def test_fit_gives_every_trial_and_epoch_its_own_noise_ids():
+    """Hardware-exact nets draw their on-chip noise from sample ids: fit must pass ids that no
+    other trial or epoch reuses, else the k sampled paths of an update are one path k times."""
+    from neurohw.train import losses
+    from neurohw.train.loop import TrainConfig, fit
+    d = _tiny_task()
+    net = _tiny_net(True)
+    seen = []
+    real_forward = net.forward
+
+    def recording(x, generator=None, record=False, sample_ids=None):
+        if torch.is_grad_enabled():                      # training passes, not evaluation
+            seen.append(np.asarray(sample_ids).copy())
+        return real_forward(x, generator=generator, record=record, sample_ids=sample_ids)
+    net.forward = recording
+    fit(net, d, lambda o, y: losses.max_over_time_ce(o["readout_v"], y),
+        lambda o: o["readout_v"].max(1).values.argmax(1), TrainConfig(epochs=2, batch_size=16, trials=3),
+        progress=False)
+    n = len(d["x_train"])
+    ids = np.concatenate(seen)
+    assert len(seen) == 2 * 3 * -(-n // 16) and len(ids) == 2 * 3 * n
+    assert len(np.unique(ids)) == len(ids)                # all distinct across trials and epochs
+
+
 def test_fluctuation_init_hits_the_target_membrane_std():
     from neurohw.train.init import fluctuation_init
     rng = np.random.default_rng(0)

@@ -54,8 +54,8 @@ def layer_step(u, v, acc, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, b
             u[b, k] = uu
             v[b, k] = vv
             s[b, k] = sp
-            wraps += fl & FLAG_U_WRAP
-            sats += (fl & FLAG_V_SAT) >> 1
+            wraps += (fl & FLAG_U_WRAP) != 0
+            sats += (fl & FLAG_V_SAT) != 0
     return s, wraps, sats
 
 

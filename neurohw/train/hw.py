@@ -16,7 +16,7 @@ from .. import chip
 from ..emu.kernel import layer_step
 from ..noise import NOISE_TABLES
 from .escape import spike_as
-from .model import SpikingNet
+from .model import SpikingNet, lif_step
 
 
 def _int_params(m, lq) -> dict:
@@ -86,10 +86,9 @@ class HwExactNet(nn.Module):
                     a = src_g @ w.t()
                     if rec is not None:
                         a = a + prev_g[l] @ rec.t()
-                    u = u_g[l] * (1 - du_f) + a
-                    v = v_g[l] * (1 - dv_f) + u + bias
+                    u, v, xv = lif_step(u_g[l], v_g[l], a, du_f, dv_f, bias, vth)
                     if l < n_spiking:
-                        s_g = spike_as(v - vth, torch.as_tensor(s_int, dtype=x.dtype), spiking)
+                        s_g = spike_as(xv, torch.as_tensor(s_int, dtype=x.dtype), spiking)
                         v = v * (1 - (s_g.detach() if spiking.detach_reset else s_g))
                     else:
                         s_g = x.new_zeros(B, n)

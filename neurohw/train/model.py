@@ -102,6 +102,7 @@ class SpikingNet(nn.Module):
         mods = self.modules_in_order
         n_spiking = len(self.layers)
         ps = [m.params() for m in mods]
+        noise_sd = [m.noise_std() for m in mods]
         state = [(x.new_zeros(B, m.spec.n_out), x.new_zeros(B, m.spec.n_out)) for m in mods]
         prev = [x.new_zeros(B, m.spec.n_out) for m in mods]
         out_s = [[] for _ in mods]
@@ -119,7 +120,7 @@ class SpikingNet(nn.Module):
                     a = src @ w.t()
                     if rec is not None:
                         a = a + prev[l] @ rec.t()
-                    sd_u, sd_v = m.noise_std()    # additive noise, reparameterized: sd * N(0, 1)
+                    sd_u, sd_v = noise_sd[l]      # additive noise, reparameterized: sd * N(0, 1)
                     if sd_u:
                         a = a + sd_u * torch.randn(a.shape, generator=generator, dtype=a.dtype)
                     if sd_v:
