@@ -76,7 +76,9 @@ def neuron_layer(sums, x, rows, graded, rec_rows, rec, w_exp, r_exp, du, dv, vth
                  seed, tables, layer, sample_ids, probes, out_s, out_u, out_v, counts):
     """A layer's neurons over a whole [batch, steps] block.
 
-    The Dense input comes either precomputed, sums [B, T, n] from a block projection (x empty),
+    The Dense input comes either precomputed, sums [B, T - 1, n] from a block projection
+    (project.project_dense: sums[b, t] = W @ x[b, t], consumed at step t + 1; x empty; integers,
+    possibly held exactly in float32 / float64),
     or, when x [B, T, n_in] is given, from the event projection step project.event_step of x's
     previous step into a per-sample accumulator (rows: W transposed [n_in, n], the acc dtype;
     sums then only fixes that dtype) -- fused, so the sums never leave the cache. rec_rows: the
@@ -101,7 +103,7 @@ def neuron_layer(sums, x, rows, graded, rec_rows, rec, w_exp, r_exp, du, dv, vth
                 event_step(acc, x[b, t - 1], rows, graded)
                 a = acc
             else:
-                a = sums[b, t]
+                a = sums[b, t - 1]
             if rec:
                 acc_rec[:] = 0
                 event_step(acc_rec, out_s[b, t - 1], rec_rows, False)

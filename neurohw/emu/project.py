@@ -2,7 +2,9 @@
 
 A projection maps the previous layer's output raster [B, T, n_in] (binary spikes, or graded
 payloads for the first layer) to the Dense accumulator of every neuron at every step,
-sums[b, t] = W @ x[b, t - 1] (one step of synaptic delay; sums[:, 0] = 0). It knows nothing
+sums[b, t] = W @ x[b, t], which the layer's neurons consume at step t + 1 (one step of synaptic
+delay). It comes as a block function (project_dense: all [B, T] at once) and as a step function
+(event_step: one sample, one step, into an accumulator) that the neuron kernel fuses. It knows nothing
 about neurons: the neuron update (kernel.neuron_layer) takes the sums and applies the
 chip's arithmetic. New projection kinds (convolutions, per-synapse delays) are new functions
 of this shape, chosen per layer in neurohw.emu.run.
@@ -37,10 +39,9 @@ ACCS = ("auto", "int32", "int64", "float32", "float64")
 @dataclass(frozen=True)
 class Plan:
     """How one projection runs: path 'event' (acc 'int32' / 'int64') or 'dense' (acc 'float32' /
-    'float64'); sums is the dtype of the stored sums (int32 or int64)."""
+    'float64', a matrix product over the whole block)."""
     path: str
     acc: str
-    sums: str
 
 
 def sum_bounds(weights: np.ndarray, xmax: int) -> tuple[int, int]:
@@ -75,7 +76,6 @@ def plan(weights: np.ndarray, xmax: int, graded: bool, density: float, path: str
     if acc not in ACCS:
         raise ValueError(f"emulator: acc = {acc!r} is not one of {ACCS}")
     ok = exact_accs(weights, xmax, graded)
-    sums = "int32" if "int32" in ok else "int64"
     if acc != "auto" and acc not in ok:
         lo, hi = sum_bounds(weights, xmax)
         raise ValueError(f"emulator: acc = {acc!r} is not exact for this layer (partial sums in [{lo}, {hi}]); "
@@ -85,17 +85,17 @@ def plan(weights: np.ndarray, xmax: int, graded: bool, density: float, path: str
     if acc in ("int32", "int64") and path == "dense":
         raise ValueError(f"emulator: acc = {acc!r} needs path 'event' or 'auto', got path 'dense'")
     if acc in ("int32", "int64"):
-        return Plan("event", acc, sums)
+        return Plan("event", acc)
     if acc in ("float32", "float64"):
-        return Plan("dense", acc, sums)
+        return Plan("dense", acc)
     fl = "float32" if "float32" in ok else ("float64" if "float64" in ok else None)
     if path == "dense":
         if fl is None:
             raise ValueError("emulator: path 'dense' is not exact for this layer (partial sums beyond 2**53)")
-        return Plan("dense", fl, sums)
+        return Plan("dense", fl)
     if path == "auto" and fl is not None and density >= DENSE_MIN_DENSITY:
-        return Plan("dense", fl, sums)
-    return Plan("event", "int32" if "int32" in ok else "int64", sums)
+        return Plan("dense", fl)
+    return Plan("event", "int32" if "int32" in ok else "int64")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,27 +129,13 @@ def event_step(acc, x, rows, graded):
 
 @njit(parallel=True, cache=True)
 def dense_event(x, rows, graded, out):
-    """out[b, t + 1] += sum over j with x[b, t, j] != 0 of rows[j] (* x for graded payloads).
+    """out[b, t] += sum over j with x[b, t, j] != 0 of rows[j] (* x for graded payloads).
 
     x: [B, T, n_in] uint8 spikes or int32 payloads; rows: [n_in, n] (W transposed, int16);
     out: [B, T, n] zeroed, in the acc dtype. Parallel over the batch."""
-    B, T, n_in = x.shape
-    for b in prange(B):
-        for t in range(T - 1):
-            event_step(out[b, t + 1], x[b, t], rows, graded)
-
-
-def dense_matmul(x: np.ndarray, weights: np.ndarray, acc: str, sums: str) -> np.ndarray:
-    """The same sums from one matrix product over the whole [B, T] block (exact per plan())."""
-    B, T, n_in = x.shape
-    out = np.zeros((B, T, weights.shape[0]), sums)
-    if T > 1:
-        a = x[:, :-1].reshape(-1, n_in).astype(acc)
-        prod = a @ weights.T.astype(acc)
-        # float -> int64 is exact (integers within the plan's bound); -> int32 wraps payload sums,
-        # which dense_out wraps anyway
-        out[:, 1:] = prod.astype(np.int64).reshape(B, T - 1, -1).astype(sums)
-    return out
+    for b in prange(x.shape[0]):
+        for t in range(x.shape[1]):
+            event_step(out[b, t], x[b, t], rows, graded)
 
 
 def weight_rows(weights) -> np.ndarray:
@@ -159,15 +145,19 @@ def weight_rows(weights) -> np.ndarray:
 
 
 def project_dense(x: np.ndarray, weights: np.ndarray, p: Plan, rows: np.ndarray | None = None) -> np.ndarray:
-    """A Dense layer's input sums [B, T, n_out] from its input raster x [B, T, n_in], run as p says.
+    """A Dense layer's input sums, sums[b, t] = W @ x[b, t], for the steps that are consumed
+    (t < T - 1; the layer sees them one step later): [B, T - 1, n_out] in p.acc's dtype, holding
+    exact integers (float ones for the 'dense' path, exact by plan()).
 
     rows: W transposed as int16 (pass it to reuse it across calls)."""
-    graded = x.dtype != np.uint8
+    B, T, n_in = x.shape
+    xs = x[:, :max(T - 1, 0)]
     if p.path == "dense":
-        return dense_matmul(x, weights, p.acc, p.sums)
+        prod = xs.reshape(-1, n_in).astype(p.acc) @ np.asarray(weights).T.astype(p.acc)
+        return prod.reshape(B, xs.shape[1], np.shape(weights)[0])
     if rows is None:
         rows = weight_rows(weights)
-    out = np.zeros((x.shape[0], x.shape[1], rows.shape[1]), p.acc)
+    out = np.zeros((B, xs.shape[1], rows.shape[1]), p.acc)
     if out.size:
-        dense_event(x, rows, graded, out)
-    return out if p.acc == p.sums else out.astype(p.sums)
+        dense_event(xs, rows, x.dtype != np.uint8, out)
+    return out
