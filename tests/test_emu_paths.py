@@ -73,7 +73,7 @@ def test_int32_bound_exactly():
     n = 1 << 23
     net = edge_net([-256, 2], n, weight_exp=-8)
     assert "int32" in project.exact_accs(net.layers[0].weights, 1, False)
-    x = np.ones((1, 3, n), np.uint8)
+    x = np.ones((1, 2, n), np.uint8)
     ran, _, _ = check_all_paths(net, x)
     assert ("event", "int32") in ran and ("dense", "float64") in ran
     net = edge_net([-256, 2], n + 1, weight_exp=-8)
@@ -81,7 +81,7 @@ def test_int32_bound_exactly():
     assert project.plan(net.layers[0].weights, 1, False, 0.0) == project.Plan("event", "int64")
     with pytest.raises(ValueError, match="not exact"):
         emu.run(net, np.ones((1, 2, n + 1), np.uint8), path="event", acc="int32")
-    ran, _, _ = check_all_paths(net, np.ones((1, 3, n + 1), np.uint8))
+    ran, _, _ = check_all_paths(net, np.ones((1, 2, n + 1), np.uint8))
     assert ("event", "int64") in ran and ("event", "int32") not in ran
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .. import chip
-from ..emu import layer_block, project
+from ..emu import layer_block, project, rec_rows
 from ..emu.kernel import layer_step
 from ..noise import NOISE_TABLES
 from .escape import spike_as
@@ -39,8 +39,7 @@ def _int_forward(x: np.ndarray, mods, plans, ints, ids) -> list:
         w = ip["w"].numpy().astype(np.int16)
         pl = project.plan(w, 1, False, np.count_nonzero(x) / max(x.size, 1))
         rec = ip["rec"]
-        rows_rec = np.zeros((1, 1), np.int32) if rec is None else np.ascontiguousarray(
-            rec.numpy().T, np.int32 if "int32" in project.exact_accs(rec.numpy(), 1, False) else np.int64)
+        rows_rec = rec_rows(None if rec is None else rec.numpy().astype(np.int64))
         p = dict(rec=rec is not None, w_exp=lq.weight_exp, r_exp=lq.rec_weight_exp, du=lq.du, dv=lq.dv,
                  vth_eff=ip["vth_eff"], bias=np.ascontiguousarray(ip["bias"], np.int64), noise=ip["noise"], layer=l)
         res = layer_block(x, w, pl, p, rows_rec, False, ids, True)
