@@ -4,9 +4,9 @@ Run with `make bench` (add --quick for fewer repeats and smaller curves). Every 
 measured in this one run, on the same spikes:
   (i)   100->200->10, 8 x 1000 steps: the emulator vs Lava (and that their spikes are identical);
   (ii)  700->256->256->20, batch 256 x 100 steps, 5 % input density: the emulator (auto, forced
-        event, forced dense) vs the vectorized slice-add event loop (acc[:n] += w[base:base+n],
-        int32 weights and sums, prange over the batch, the emulator's own spikes as input: only the
-        synaptic sums, no neurons) and vs the float32 GEMM of all layers' input sums (torch, 2 threads,
+        event, forced dense) vs the slice-add event ceiling (per layer, prange over the batch: each
+        step's spike indices gathered, then their contiguous int16 weight rows added four at a time
+        into int32 sums; the emulator's own spikes as input: only the synaptic sums, no neurons) and vs the float32 GEMM of all layers' input sums (torch, 2 threads,
         inputs already float32: only the matrix products); synaptic events/s and neuron updates/s;
   (iii) the same network with logistic threshold noise in every layer vs none;
   (iv)  scaling curves: time vs input density, batch size and hidden width, for the emulator, the

@@ -26,8 +26,9 @@ def _dense(weights, weight_exp, num_weight_bits, num_message_bits=0):
                  num_weight_bits=int(num_weight_bits), num_message_bits=int(num_message_bits))
 
 
-def build(net: IntNetwork, raster: np.ndarray, sample_ids=None, use_lava_lif: bool = True):
-    """The process graph for a batch: (source, lifs, sinks). raster as in run()."""
+def build(net: IntNetwork, raster: np.ndarray, sample_ids=None, use_lava_lif: bool = True, sinks: bool = True):
+    """The process graph for a batch: (source, lifs, sinks). raster as in run().
+    sinks=False leaves out the RingBuffer sinks (sinks is then empty; the LIFs record themselves)."""
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIFReset
@@ -38,7 +39,7 @@ def build(net: IntNetwork, raster: np.ndarray, sample_ids=None, use_lava_lif: bo
     ids = np.arange(B) if sample_ids is None else np.asarray(sample_ids)
     data = raster.transpose(2, 0, 1).reshape(n_in, B * T).astype(np.int32)
     source = Source(data=data)
-    prev_out, lifs, sinks = source.s_out, [], []
+    want_sinks, (prev_out, lifs, sinks) = sinks, (source.s_out, [], [])
     for l, layer in enumerate(net.layers):
         n = layer.n_out
         bits = net.input_message_bits if l == 0 else 0
@@ -60,10 +61,11 @@ def build(net: IntNetwork, raster: np.ndarray, sample_ids=None, use_lava_lif: bo
                 lif.s_out.connect(rec.s_in)
                 rec.a_out.connect(lif.a_rec)
         dense.a_out.connect(lif.a_in)
-        sink = Sink(shape=(n,), buffer=B * T)
-        lif.s_out.connect(sink.a_in)
+        if want_sinks:
+            sink = Sink(shape=(n,), buffer=B * T)
+            lif.s_out.connect(sink.a_in)
+            sinks.append(sink)
         lifs.append(lif)
-        sinks.append(sink)
         prev_out = lif.s_out
     return source, lifs, sinks
 
@@ -98,7 +100,7 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, use_lava
     B, T, _ = r.shape
     if sample_ids is not None and np.shape(sample_ids) != (B,):
         raise ValueError(f"sample_ids: shape {np.shape(sample_ids)}, expected ({B},)")
-    source, lifs, sinks = build(net, r, sample_ids, use_lava_lif)
+    source, lifs, sinks = build(net, r, sample_ids, use_lava_lif, sinks=record == "monitor")
     monitors, exceptions = [], {}
     tmp = tempfile.TemporaryDirectory(prefix="neurohw-lava-")
     paths = [Path(tmp.name) / f"layer{l}.npz" for l in range(len(lifs))]
