@@ -122,6 +122,11 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, use_lava
         with tmp:
             source.run(condition=RunSteps(num_steps=B * T), run_cfg=cfg)
             if record == "process":
+                missing = [f"layer {l} ({type(lif).__name__})" for l, (lif, p) in enumerate(zip(lifs, paths))
+                           if not p.exists()]
+                if missing:
+                    raise RuntimeError(f"record='process': no recording from {', '.join(missing)}; its process "
+                                       "model must call neurohw.lava.record.Recorder._record (or use record='monitor')")
                 rec = [np.load(p) for p in paths]
                 spikes = [_to_batches(z["spikes"], B, T, l) for l, z in enumerate(rec)]
                 if probes:
