@@ -58,3 +58,7 @@ deploy: setup
 
 clean:
 	rm -rf $(VENV)
+
+# The pipeline's Lava stage: in-process recording vs Lava's Monitor (issue 12).
+bench-lava: setup
+	$(BIN)/python benchmarks/lava_record.py

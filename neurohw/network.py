@@ -274,11 +274,16 @@ def load_bundle(path, with_extra: bool = False):
 class RunResult:
     """What a backend returns: per layer a [batch, steps, n] array.
 
-    spikes are uint8 (0/1); u and v (int32) only when probes were requested."""
+    spikes are uint8 (0/1); u and v (int32) only when probes were requested; wraps, sats
+    (per-layer counts of u wraps and v saturations) and plans (emu projection plans) only
+    from emu.run(flags=True)."""
 
     spikes: list[np.ndarray]
     u: list[np.ndarray] | None = None
     v: list[np.ndarray] | None = None
+    wraps: list[int] | None = None
+    sats: list[int] | None = None
+    plans: list | None = None
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         """Named arrays <prefix>spikes_<layer> (and u_, v_) for .npz files and bundle extras."""

@@ -111,7 +111,5 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, path: st
         sats.append(ns)
         plans.append(pl)
         x = s
-    res = RunResult(spikes=spikes, u=us, v=vs) if probes else RunResult(spikes=spikes)
-    if flags:
-        res.wraps, res.sats, res.plans = wraps, sats, plans
-    return res
+    fl = dict(wraps=wraps, sats=sats, plans=plans) if flags else {}
+    return RunResult(spikes=spikes, u=us if probes else None, v=vs if probes else None, **fl)

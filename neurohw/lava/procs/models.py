@@ -10,6 +10,7 @@ from numba import njit
 
 from neurohw.chip import VTH_SHIFT, effective_bias, lif_update, wrap32
 from neurohw.lava.procs.process import ChipLIF
+from neurohw.lava.record import Recorder
 from neurohw.noise import NOISE_TABLES, noise_terms
 
 
@@ -30,7 +31,7 @@ def _step(u, v, a, du, dv, vth_eff, bias, noise, tables, layer, step, sample):
 @implements(proc=ChipLIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyChipLIFModel(PyLoihiProcessModel):
+class PyChipLIFModel(Recorder, PyLoihiProcessModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
     a_rec: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
@@ -60,4 +61,5 @@ class PyChipLIFModel(PyLoihiProcessModel):
         bias = effective_bias(self.bias_mant, self.bias_exp)
         s = _step(self.u, self.v, a, int(self.du[0]), int(self.dv[0]), vth_eff, bias, self.noise,
                   NOISE_TABLES, layer, start + j, sample)
+        self._record(s)
         self.s_out.send(s)
