@@ -19,11 +19,11 @@ def even(rng, shape, sd):
 def conv_net(rng, side=32) -> IntNetwork:
     """An event-camera-sized stack: (side, side, 2) -> conv 5x5x8 -> sum-pool 2 -> conv 3x3x16
     -> sum-pool 2 -> dense 10 (the shape of configs/events_conv.yaml's network)."""
-    lif = dict(du=410, dv=410)
-    c1 = IntLayer(weights=even(rng, (8, 5, 5, 2), 40), conv=Conv2d((side, side, 2), padding=2), vth=60, **lif)
-    p1 = sum_pool(c1.shape, 2, 64, vth=100, **lif)
-    c2 = IntLayer(weights=even(rng, (16, 3, 3, 8), 30), conv=Conv2d(p1.shape, padding=1), vth=60, **lif)
-    p2 = sum_pool(c2.shape, 2, 64, vth=100, **lif)
+    lif = dict(du=2048, dv=1024)
+    c1 = IntLayer(weights=even(rng, (8, 5, 5, 2), 40), conv=Conv2d((side, side, 2), padding=2), vth=150, **lif)
+    p1 = sum_pool(c1.shape, 2, 16, vth=40, **lif)
+    c2 = IntLayer(weights=even(rng, (16, 3, 3, 8), 30), conv=Conv2d(p1.shape, padding=1), vth=300, **lif)
+    p2 = sum_pool(c2.shape, 2, 16, vth=40, **lif)
     out = IntLayer(weights=even(rng, (10, p2.n_out), 20), vth=131071, **lif)
     return IntNetwork(n_in=side * side * 2, layers=[c1, p1, c2, p2, out])
 
