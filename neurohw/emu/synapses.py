@@ -171,8 +171,7 @@ def message_layer(msgs, w_exp, graded, r_ptr, r_post, r_w, r_delay, r_max_delay,
             delay_step(ring, tmp, t - 1, out_s[b, t - 1], r_ptr, r_post, r_w, r_delay, r_exp, False, msg_rec)
             for k in range(n):
                 uu, vv, sp, fl = neuron_step(u[k], v[k], np.int64(msgs[b, t - 1, k]), msg_rec[k], True, w_exp, 0,
-                                             graded,
-                                             du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed, tables,
+                                             graded, du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed, tables,
                                              layer, k, t, sid)
                 u[k] = uu
                 v[k] = vv
