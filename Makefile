@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamps
 
-.PHONY: setup test parity demo bench bench-accuracy deploy clean
+.PHONY: setup test parity demo bench bench-accuracy bench-lava bench-parity-projections deploy clean
 
 setup: $(STAMP)/nodeps
 
@@ -48,6 +48,7 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/emulator.py
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/emulator_conv.py
 
 bench-accuracy: setup
 	$(BIN)/python benchmarks/accuracy.py
@@ -62,3 +63,8 @@ clean:
 # The pipeline's Lava stage: in-process recording vs Lava's Monitor (issue 12).
 bench-lava: setup
 	$(BIN)/python benchmarks/lava_record.py
+
+# issue 11: conv / pool / delay parity against Lava on 204 random networks, 17 Lava runs
+# (19.6 min wall on 2 loaded cores)
+bench-parity-projections: setup
+	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava

@@ -6,7 +6,7 @@ import numpy as np
 from .. import chip
 from ..network import IntNetwork, RunResult
 from ..noise import NOISE_TABLES
-from . import project
+from . import project, synapses
 from .kernel import neuron_layer
 
 
@@ -98,12 +98,16 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, path: st
     spikes, us, vs, wraps, sats, plans = [], [], [], [], [], []
     for i, layer in enumerate(net.layers):
         g = graded and i == 0
-        xmax = (1 << net.input_message_bits) - 1 if g else 1
-        density = np.count_nonzero(x) / x.size if x.size else 0.0
-        pl = project.plan(layer.weights, xmax, g, density, path, acc)
         p = layer_arrays(layer, i)
         p["rec"] = layer.recurrent
-        s, u, v, nw, ns = layer_block(x, layer.weights, pl, p, rec_rows(layer.rec_weights), g, ids, probes)
+        if layer.kind != "dense" or layer.rec_delays is not None:   # conv / pool / delay projections
+            pl = project.Plan(layer.kind if layer.kind != "dense" else "event", "int64")
+            s, u, v, nw, ns = synapses.run_layer(layer, x, p, g, ids, probes)
+        else:
+            xmax = (1 << net.input_message_bits) - 1 if g else 1
+            density = np.count_nonzero(x) / x.size if x.size else 0.0
+            pl = project.plan(layer.weights, xmax, g, density, path, acc)
+            s, u, v, nw, ns = layer_block(x, layer.weights, pl, p, rec_rows(layer.rec_weights), g, ids, probes)
         spikes.append(s)
         us.append(u)
         vs.append(v)
