@@ -38,7 +38,7 @@ from .network import IntNetwork
 LIMITS = ("neurons", "input_axons", "output_axons", "synapse_bits")
 LIMIT_NAMES = {"neurons": "neurons per core", "input_axons": "input axons per core",
                "output_axons": "output axons per core", "synapse_bits": "synapse memory bits per core",
-               "chips": "chips", "graded_spikes": "graded spikes", "delay_bits": "delay bits"}
+               "chips": "chips", "imposed": "imposed mapping", "graded_spikes": "graded spikes", "delay_bits": "delay bits"}
 
 
 class FitError(ValueError):
@@ -247,9 +247,21 @@ def _violation(cut: _Cut, out_axons: np.ndarray, p: ChipProfile):
     return worst
 
 
-def partition(net: IntNetwork, profile: ChipProfile | str = "loihi1", chips: int | None = None) -> FitResult:
+def _layer_fit(i, n, projs, c: _Cut, o, binding, p: ChipProfile) -> LayerFit:
+    return LayerFit(layer=i, neurons=n, synapses=int(sum(int(np.count_nonzero(pr.nz)) for pr in projs)),
+                    weight_bits=[pr.weight_bits for pr in projs], sign_modes=[pr.sign_mode for pr in projs],
+                    delay_bits=max([pr.delay_bits for pr in projs] or [0]), cores=int(c.first.size),
+                    neurons_per_core=int(c.m), binding=binding, synapse_bits=int(c.synapse_bits.sum()),
+                    input_axons=int(c.input_axons.max()), output_axons=int(o.max()), formats=c.formats)
+
+
+def partition(net: IntNetwork, profile: ChipProfile | str = "loihi1", chips: int | None = None,
+              chunks: list[int] | None = None) -> FitResult:
     """Map every layer onto cores of the profile; raise FitError naming the layer, the limit and
-    the value when it cannot be done (or needs more than `chips` chips)."""
+    the value when it cannot be done (or needs more than `chips` chips).
+
+    chunks: impose the neurons per core of each layer instead of searching (the accounting of a
+    given mapping; FitError names the first core that breaks a limit)."""
     p = load_profile(profile) if isinstance(profile, str) else profile
     if chips is not None and (isinstance(chips, bool) or not isinstance(chips, int) or chips < 1):
         raise ValueError(f"--chips = {chips!r} must be an integer >= 1")
@@ -280,6 +292,19 @@ def partition(net: IntNetwork, profile: ChipProfile | str = "loihi1", chips: int
 
         # k: number of cores; a chunk is ceil(n / k) neurons. The totals at the widest chunk give a
         # lower bound on k (splitting never lowers total memory or routes); gallop up, then bisect.
+        if chunks is not None:
+            m = int(chunks[i])
+            if not 1 <= m <= n:
+                raise ValueError(f"layer {i}: chunk = {m} must be in [1, {n}]")
+            c, o, bad = check(m)
+            if bad is not None:
+                limit, core, value, cap = bad
+                raise FitError(f"layer {i}: {LIMIT_NAMES[limit]} = {value:,} exceeds the limit {cap:,} of chip "
+                               f"{p.name} (core {core} of the layer, {m} neurons per core)", i, limit, value, cap)
+            next_routes = c.routes.get(i - 1)
+            cuts[i], outs[i] = c, o
+            fits[i] = _layer_fit(i, n, projs, c, o, "imposed", p)
+            continue
         c, o, bad = check(min(n, p.neurons_per_core))
         binding = None if bad is None else bad[0]
         k_lo = max(-(-n // p.neurons_per_core), -(-int(c.synapse_bits.sum()) // p.synapse_bits_per_core),
@@ -310,11 +335,7 @@ def partition(net: IntNetwork, profile: ChipProfile | str = "loihi1", chips: int
                     "synapse_bits": c.synapse_bits.max() / p.synapse_bits_per_core}
             binding = max(used, key=used.get)
         cuts[i], outs[i] = c, o
-        fits[i] = LayerFit(layer=i, neurons=n, synapses=int(sum(int(np.count_nonzero(pr.nz)) for pr in projs)),
-                           weight_bits=[pr.weight_bits for pr in projs], sign_modes=[pr.sign_mode for pr in projs],
-                           delay_bits=max([pr.delay_bits for pr in projs] or [0]), cores=int(c.first.size),
-                           neurons_per_core=int(c.m), binding=binding, synapse_bits=int(c.synapse_bits.sum()),
-                           input_axons=int(c.input_axons.max()), output_axons=int(o.max()), formats=c.formats)
+        fits[i] = _layer_fit(i, n, projs, c, o, binding, p)
         next_routes = c.routes.get(i - 1)
     res = FitResult(
         profile=p, layers=fits, chips_allowed=chips,
