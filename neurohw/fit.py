@@ -76,6 +76,7 @@ class LayerFit:
     input_axons: int          # the most on any of its cores
     output_axons: int         # the most on any of its cores
     formats: dict = field(default_factory=dict)  # {"dense": n, "sparse": n} (core, projection) pairs
+    sparse: list = field(default_factory=list, repr=False)  # per projection, (cores,) bool: sparse format
 
 
 @dataclass
@@ -191,6 +192,7 @@ class _Cut:
     synapse_bits: np.ndarray      # (k,)
     routes: dict                  # source layer -> (n_src,) number of this layer's cores it must reach
     formats: dict
+    sparse: list                  # per projection, (k,) bool
 
 
 def _cut(projs: list[Projection], n: int, m: int, p: ChipProfile) -> _Cut:
@@ -203,6 +205,7 @@ def _cut(projs: list[Projection], n: int, m: int, p: ChipProfile) -> _Cut:
     bits = np.zeros(k, np.int64)
     routes: dict = {}
     formats = {"dense": 0, "sparse": 0}
+    sparse = []
     idx_bits = p.stored_index_bits(int(sizes.max()))
     for pr in projs:
         counts = np.add.reduceat(pr.nz, first, axis=0, dtype=np.int32)  # (k, n_src) synapses per core, source
@@ -212,6 +215,7 @@ def _cut(projs: list[Projection], n: int, m: int, p: ChipProfile) -> _Cut:
         sparse_bits = list_bits(counts, bps + idx_bits, p).sum(1)
         sparse_axons = (counts > 0).sum(1)
         use_sparse = sparse_bits < dense_bits
+        sparse.append(use_sparse)
         bits += np.where(use_sparse, sparse_bits, dense_bits)
         axons += np.where(use_sparse, sparse_axons, n_src)
         formats["sparse"] += int(use_sparse.sum())
@@ -219,7 +223,8 @@ def _cut(projs: list[Projection], n: int, m: int, p: ChipProfile) -> _Cut:
         # a source must reach every core that holds an axon for it
         reach = np.where(use_sparse[:, None], counts > 0, True).sum(0)
         routes[pr.source] = routes.get(pr.source, 0) + reach
-    return _Cut(m=m, first=first, sizes=sizes, input_axons=axons, synapse_bits=bits, routes=routes, formats=formats)
+    return _Cut(m=m, first=first, sizes=sizes, input_axons=axons, synapse_bits=bits, routes=routes, formats=formats,
+                sparse=sparse)
 
 
 def _out_axons(cut: _Cut, layer: int, routes_from_next: np.ndarray | None) -> np.ndarray:
@@ -252,7 +257,8 @@ def _layer_fit(i, n, projs, c: _Cut, o, binding, p: ChipProfile) -> LayerFit:
                     weight_bits=[pr.weight_bits for pr in projs], sign_modes=[pr.sign_mode for pr in projs],
                     delay_bits=max([pr.delay_bits for pr in projs] or [0]), cores=int(c.first.size),
                     neurons_per_core=int(c.m), binding=binding, synapse_bits=int(c.synapse_bits.sum()),
-                    input_axons=int(c.input_axons.max()), output_axons=int(o.max()), formats=c.formats)
+                    input_axons=int(c.input_axons.max()), output_axons=int(o.max()), formats=c.formats,
+                    sparse=c.sparse)
 
 
 def partition(net: IntNetwork, profile: ChipProfile | str = "loihi1", chips: int | None = None,
