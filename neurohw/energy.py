@@ -9,7 +9,8 @@ and latencies from Davies et al. 2018) is the one used here. We hand it:
   network inputs on cores of their own after the network's (Loihi's host inputs arrive over the
   mesh too);
 * our synapses: an edge per synapse the chip stores (every weight of a dense-format core, the
-  non-zero ones of a sparse-format core), processed by SANA-FE's dense or sparse synapse unit;
+  non-zero ones of a sparse-format core), processed by SANA-FE's dense or sparse synapse unit
+  (SANA-FE picks the unit per target neuron: the format of the feedforward projection on its core);
 * our spikes: SANA-FE's neuron models are not the chip's CUBA LIF, so each neuron *replays* the
   spike train the emulator produced (SANA-FE's ``input`` soma model, one unit per neuron since
   that model keeps a single spike train per unit). The replay unit carries the Loihi LIF's costs:
@@ -24,7 +25,10 @@ The samples of the test set run back to back (no state to reset: the spikes are 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.resources as ir
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -143,7 +147,8 @@ def simulate(net: IntNetwork, fit: FitResult, x: np.ndarray, spikes: list[np.nda
     chip = sanafe.SpikingChip(arch)
     chip.load(snn)
     t0 = time.perf_counter()
-    r = chip.sim(steps, processing_threads=threads, perf_trace=True)
+    with _quiet(not sys.stdout.isatty()):           # SANA-FE prints its progress to the C stdout
+        r = chip.sim(steps, processing_threads=threads, perf_trace=True)
     wall = time.perf_counter() - t0
     e = r["energy"]
     c = costs()
@@ -164,6 +169,22 @@ def simulate(net: IntNetwork, fit: FitResult, x: np.ndarray, spikes: list[np.nda
         time_per_inference_s=float(r["sim_time"]) / B,
         sanafe=dict(energy=dict(e), sim_time=float(r["sim_time"]), neurons_fired=int(r["neurons_fired"]),
                     packets_sent=int(r["packets_sent"]), spikes=int(r["spikes"])))
+
+
+@contextlib.contextmanager
+def _quiet(on: bool):
+    if not on:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _range(name: str) -> tuple[int, int]:

@@ -72,6 +72,7 @@ class LayerFit:
     cores: int
     neurons_per_core: int     # the chunk size
     binding: str              # the limit that set the chunk size (or the fullest one)
+    binding_use: float        # the fullest core's use of that limit (fraction)
     synapse_bits: int         # all cores of the layer
     input_axons: int          # the most on any of its cores
     output_axons: int         # the most on any of its cores
@@ -127,6 +128,7 @@ class FitResult:
                     layers=[dict(layer=l.layer, neurons=l.neurons, synapses=l.synapses, weight_bits=l.weight_bits,
                                  sign_modes=l.sign_modes, delay_bits=l.delay_bits, cores=l.cores,
                                  neurons_per_core=l.neurons_per_core, binding=l.binding,
+                                 binding_use=l.binding_use,
                                  synapse_bits=l.synapse_bits, max_input_axons=l.input_axons,
                                  max_output_axons=l.output_axons, formats=l.formats) for l in self.layers],
                     utilization={k: dict(max=float(v.max()), mean=float(v.mean())) for k, v in u.items()})
@@ -140,7 +142,8 @@ class FitResult:
         for l in self.layers:
             rows.append(f"{l.layer:>5} {l.neurons:>9,} {l.synapses:>11,} {'/'.join(map(str, l.weight_bits)):>7} "
                         f"{l.synapse_bits / 8192:>13,.1f} {l.cores:>6,} {l.neurons_per_core:>9,} "
-                        f"{l.input_axons:>9,} {l.output_axons:>10,}  {LIMIT_NAMES[l.binding]}")
+                        f"{l.input_axons:>9,} {l.output_axons:>10,}  {LIMIT_NAMES[l.binding]}"
+                        + (f" ({100 * l.binding_use:.1f} % used)" if l.binding in LIMITS else ""))
         u = self.utilization()
         tot = self.to_dict()["totals"]
         rows.append(f"total {tot['neurons']:>9,} {tot['synapses']:>11,} {'':>7} {tot['synapse_bits'] / 8192:>13,.1f} "
@@ -253,7 +256,10 @@ def _violation(cut: _Cut, out_axons: np.ndarray, p: ChipProfile):
 
 
 def _layer_fit(i, n, projs, c: _Cut, o, binding, p: ChipProfile) -> LayerFit:
-    return LayerFit(layer=i, neurons=n, synapses=int(sum(int(np.count_nonzero(pr.nz)) for pr in projs)),
+    use = {"neurons": c.sizes.max() / p.neurons_per_core, "input_axons": c.input_axons.max() / p.input_axons_per_core,
+           "output_axons": o.max() / p.output_axons_per_core,
+           "synapse_bits": c.synapse_bits.max() / p.synapse_bits_per_core}
+    return LayerFit(binding_use=float(use.get(binding, 0.0)), layer=i, neurons=n, synapses=int(sum(int(np.count_nonzero(pr.nz)) for pr in projs)),
                     weight_bits=[pr.weight_bits for pr in projs], sign_modes=[pr.sign_mode for pr in projs],
                     delay_bits=max([pr.delay_bits for pr in projs] or [0]), cores=int(c.first.size),
                     neurons_per_core=int(c.m), binding=binding, synapse_bits=int(c.synapse_bits.sum()),

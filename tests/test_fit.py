@@ -214,3 +214,23 @@ def test_bad_profiles_are_one_line_errors(tmp_path):
         assert msg in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(ProfileError, match="no such profile"):
         load_profile("loihi9")
+
+
+def test_cli_fit_exit_codes_and_one_line_errors(tmp_path, capsys):
+    from neurohw import cli
+    assert cli.main(["fit", "deploy/yinyang", "--energy", "--json", str(tmp_path / "f.json")]) == 0
+    out = capsys.readouterr().out
+    assert "binding limit" in out and "fits: 2 cores on 1 chip(s)" in out and "nJ per inference" in out
+    import json
+    rep = json.loads((tmp_path / "f.json").read_text())
+    assert rep["fit"]["cores"] == 2 and rep["energy"]["samples"] == 16
+    dense_net(4097, [2], seed=0).save(tmp_path / "wide")
+    assert cli.main(["fit", str(tmp_path / "wide")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("neurohw: error: layer 0: input axons per core = 4,097 exceeds the limit 4,096 of chip loihi1 "
+                   "even with one neuron per core (neuron 0)")
+    assert cli.main(["fit", str(tmp_path / "wide"), "--chip", "loihi2", "--chips", "1"]) == 1
+    (tmp_path / "bad.yaml").write_text("name: x\n")
+    assert cli.main(["fit", "deploy/yinyang", "--chip", str(tmp_path / "bad.yaml")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "missing key 'cores_per_chip'" in err[1]
