@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamps
 
-.PHONY: setup test parity demo bench bench-accuracy deploy clean
+.PHONY: setup test parity demo bench bench-accuracy bench-fit deploy clean
 
 setup: $(STAMP)/nodeps
 
@@ -48,6 +48,7 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/emulator.py
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/fit_energy.py
 
 bench-accuracy: setup
 	$(BIN)/python benchmarks/accuracy.py
@@ -55,6 +56,10 @@ bench-accuracy: setup
 # Re-train the reference configs and rewrite deploy/<name> (bundles + expected outputs).
 deploy: setup
 	$(BIN)/python -m neurohw.deploy
+
+# 1M-neuron fit time, SANA-FE on the Yin-Yang test set, SANA-FE's own DVS example reproduced.
+bench-fit: setup
+	$(BIN)/python benchmarks/fit_energy.py
 
 clean:
 	rm -rf $(VENV)

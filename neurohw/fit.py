@@ -211,7 +211,7 @@ def _cut(projs: list[Projection], n: int, m: int, p: ChipProfile) -> _Cut:
     sparse = []
     idx_bits = p.stored_index_bits(int(sizes.max()))
     for pr in projs:
-        counts = np.add.reduceat(pr.nz, first, axis=0, dtype=np.int32)  # (k, n_src) synapses per core, source
+        counts = _chunk_counts(pr.nz, m)                     # (k, n_src) synapses per core and source
         n_src = counts.shape[1]
         bps = pr.weight_bits + pr.delay_bits
         dense_bits = n_src * list_bits(sizes, bps, p)        # (k,)
@@ -228,6 +228,16 @@ def _cut(projs: list[Projection], n: int, m: int, p: ChipProfile) -> _Cut:
         routes[pr.source] = routes.get(pr.source, 0) + reach
     return _Cut(m=m, first=first, sizes=sizes, input_axons=axons, synapse_bits=bits, routes=routes, formats=formats,
                 sparse=sparse)
+
+
+def _chunk_counts(nz: np.ndarray, m: int) -> np.ndarray:
+    """Non-zeros per chunk of m rows and per column: a reshape for the full chunks, the rest apart."""
+    n = nz.shape[0]
+    full = n // m
+    parts = [nz[:full * m].reshape(full, m, -1).view(np.uint8).sum(1, dtype=np.int32)] if full else []
+    if n > full * m:
+        parts.append(nz[full * m:].view(np.uint8).sum(0, dtype=np.int32)[None])
+    return np.concatenate(parts)
 
 
 def _out_axons(cut: _Cut, layer: int, routes_from_next: np.ndarray | None) -> np.ndarray:
