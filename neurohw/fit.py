@@ -59,6 +59,7 @@ class Projection:
     delay_bits: int
     sign_mode: str
     source: int               # layer index of the sources; -1 = network input
+    conv: object = None       # the IntLayer, for a Conv2d / sum-pool projection (nz is then None)
 
 
 @dataclass
@@ -176,10 +177,12 @@ def projections(net: IntNetwork, p: ChipProfile) -> list[list[Projection]]:
                                   ("recurrent", layer.rec_weights, layer.rec_num_weight_bits, i)):
             if w is None:
                 continue
-            delays = getattr(layer, "delays", None) if name == "feedforward" else None
+            delays = getattr(layer, "delays" if name == "feedforward" else "rec_delays", None)
             dbits = int(np.max(delays)).bit_length() if delays is not None and np.size(delays) else 0
-            projs.append(Projection(name=name, nz=np.asarray(w) != 0, weight_bits=p.stored_weight_bits(nwb),
-                                    delay_bits=dbits, sign_mode=chip.SIGN_MODE_NAMES[chip.sign_mode(w)], source=src))
+            conv = layer if name == "feedforward" and getattr(layer, "conv", None) is not None else None
+            projs.append(Projection(name=name, nz=None if conv is not None else np.asarray(w) != 0,
+                                    weight_bits=p.stored_weight_bits(nwb), delay_bits=dbits,
+                                    sign_mode=chip.SIGN_MODE_NAMES[chip.sign_mode(w)], source=src, conv=conv))
         out.append(projs)
     return out
 
@@ -211,6 +214,14 @@ def _cut(projs: list[Projection], n: int, m: int, p: ChipProfile) -> _Cut:
     sparse = []
     idx_bits = p.stored_index_bits(int(sizes.max()))
     for pr in projs:
+        if pr.conv is not None:
+            a, b, r = _conv_cut(pr, first, sizes, p)
+            axons += a
+            bits += b
+            routes[pr.source] = routes.get(pr.source, 0) + r
+            sparse.append(np.ones(k, bool))
+            formats["shared kernel"] = formats.get("shared kernel", 0) + k
+            continue
         counts = _chunk_counts(pr.nz, m)                     # (k, n_src) synapses per core and source
         n_src = counts.shape[1]
         bps = pr.weight_bits + pr.delay_bits
@@ -228,6 +239,76 @@ def _cut(projs: list[Projection], n: int, m: int, p: ChipProfile) -> _Cut:
         routes[pr.source] = routes.get(pr.source, 0) + reach
     return _Cut(m=m, first=first, sizes=sizes, input_axons=axons, synapse_bits=bits, routes=routes, formats=formats,
                 sparse=sparse)
+
+
+def _axis_taps(n_in: int, k: int, s: int, pad: int, d: int, lo: int, hi: int) -> np.ndarray:
+    """(n_in, k) bool: input position i reaches an output in [lo, hi] through kernel tap t
+    (output o = (i + pad - t d) / s, an integer)."""
+    num = np.arange(n_in)[:, None] + pad - np.arange(k)[None] * d
+    o = num // s
+    return (num % s == 0) & (o >= lo) & (o <= hi)
+
+
+def _first_out(pos: np.ndarray, taps: np.ndarray, s: int, pad: int, d: int) -> np.ndarray:
+    """The lowest output position each input position reaches through its valid taps."""
+    o = (pos[:, None] + pad - np.arange(taps.shape[1])[None] * d) // s
+    return np.where(taps, o, np.iinfo(np.int64).max).min(1)
+
+
+def _conv_cut(pr: Projection, first: np.ndarray, sizes: np.ndarray, p: ChipProfile):
+    """Input axons, synapse bits and output routes of a Conv2d / sum-pool projection, per core.
+
+    The Loihi convolution as nengo-loihi builds it (nengo_loihi/conv.py): one population axon
+    per input pixel (the channel is the atom), and the kernel stored once per core for each
+    distinct pattern of kernel taps an input pixel reaches inside the core (interior pixels
+    share one pattern; borders and stride phases add a few). A core is a contiguous run of the
+    output map (h, w, c); its footprint is taken over the output rows it touches (and over its
+    columns when it lies within one row): exact for whole rows, an upper bound otherwise."""
+    layer = pr.conv
+    cv = layer.conv
+    H, W, C = cv.in_shape
+    C_out, kh, kw, cg = layer.weights.shape
+    Ho, Wo, _ = layer.shape
+    (sh, sw), (ph, pw), (dh, dw) = cv.stride, cv.padding, cv.dilation
+    row = Wo * C_out
+    bps = pr.weight_bits + pr.delay_bits
+    k = first.size
+    axons = np.zeros(k, np.int64)
+    bits = np.zeros(k, np.int64)
+    R = np.zeros((k, H), np.float32)
+    Cc = np.zeros((k, W), np.float32)
+    for c, (a, n) in enumerate(zip(first, sizes)):
+        b = a + n - 1
+        h0, h1 = a // row, b // row
+        w0, w1 = ((a % row) // C_out, (b % row) // C_out) if h0 == h1 else (0, Wo - 1)
+        rt = _axis_taps(H, kh, sh, ph, dh, h0, h1)
+        ct = _axis_taps(W, kw, sw, pw, dw, w0, w1)
+        rows, cols = rt.any(1), ct.any(1)
+        R[c], Cc[c] = rows, cols
+        axons[c] = int(rows.sum()) * int(cols.sum())
+        co = min(C_out, int(n))
+        # nengo-loihi's layout: a pixel's synapses start at its first output (yi0, yj0) in the core;
+        # the axon's compartment base holds that offset mod 256, the rest goes into the stored
+        # indices, so patterns are (row taps, column taps, offset - offset mod 256)
+        wrow = Wo if h0 != h1 else w1 - w0 + 1
+        rsel, csel = np.flatnonzero(rows), np.flatnonzero(cols)
+        _, rid = np.unique(rt[rsel], axis=0, return_inverse=True)
+        _, cid = np.unique(ct[csel], axis=0, return_inverse=True)
+        yi0 = _first_out(rsel, rt[rsel], sh, ph, dh) - h0
+        yj0 = _first_out(csel, ct[csel], sw, pw, dw) - w0
+        off = ((yi0[:, None] * wrow + yj0[None, :]) * co).ravel()
+        key = np.stack([np.repeat(rid.ravel(), csel.size), np.tile(cid.ravel(), rsel.size), off - off % 256], 1)
+        ukey, first_px = np.unique(key, axis=0, return_index=True)
+        nr = np.repeat(rt[rsel].sum(1), csel.size)[first_px]
+        nc = np.tile(ct[csel].sum(1), rsel.size)[first_px]
+        max_idx = ukey[:, 2] + (nr - 1) * wrow * co + (nc - 1) * co + co - 1
+        idx = p.stored_index_bits(int(max_idx.max()) + 1)
+        bits[c] = int(list_bits(nr * nc * co * cg, bps + idx, p).sum())
+    # routes: pixel (h, w) reaches every core whose footprint holds it; one axon per pixel, on its channel 0
+    reach_px = np.rint(R.T @ Cc).astype(np.int64)        # (H, W)
+    reach = np.zeros(H * W * C, np.int64)
+    reach[::C] = reach_px.ravel()
+    return axons, bits, reach
 
 
 def _chunk_counts(nz: np.ndarray, m: int) -> np.ndarray:
@@ -265,11 +346,25 @@ def _violation(cut: _Cut, out_axons: np.ndarray, p: ChipProfile):
     return worst
 
 
+def _n_synapses(pr: Projection) -> int:
+    """Synapses the projection makes (a conv's kernel counted at every output it reaches)."""
+    if pr.conv is None:
+        return int(np.count_nonzero(pr.nz))
+    layer, cv = pr.conv, pr.conv.conv
+    C_out, kh, kw, cg = layer.weights.shape
+    Ho, Wo, _ = layer.shape
+    H, W, _ = cv.in_shape
+    rt = _axis_taps(H, kh, cv.stride[0], cv.padding[0], cv.dilation[0], 0, Ho - 1).sum(0)  # per tap: rows
+    ct = _axis_taps(W, kw, cv.stride[1], cv.padding[1], cv.dilation[1], 0, Wo - 1).sum(0)
+    nzk = (layer.weights != 0)                              # (C_out, kh, kw, cg)
+    return int((nzk * rt[None, :, None, None] * ct[None, None, :, None]).sum())
+
+
 def _layer_fit(i, n, projs, c: _Cut, o, binding, p: ChipProfile) -> LayerFit:
     use = {"neurons": c.sizes.max() / p.neurons_per_core, "input_axons": c.input_axons.max() / p.input_axons_per_core,
            "output_axons": o.max() / p.output_axons_per_core,
            "synapse_bits": c.synapse_bits.max() / p.synapse_bits_per_core}
-    return LayerFit(binding_use=float(use.get(binding, 0.0)), layer=i, neurons=n, synapses=int(sum(int(np.count_nonzero(pr.nz)) for pr in projs)),
+    return LayerFit(binding_use=float(use.get(binding, 0.0)), layer=i, neurons=n, synapses=int(sum(_n_synapses(pr) for pr in projs)),
                     weight_bits=[pr.weight_bits for pr in projs], sign_modes=[pr.sign_mode for pr in projs],
                     delay_bits=max([pr.delay_bits for pr in projs] or [0]), cores=int(c.first.size),
                     neurons_per_core=int(c.m), binding=binding, synapse_bits=int(c.synapse_bits.sum()),

@@ -234,3 +234,30 @@ def test_cli_fit_exit_codes_and_one_line_errors(tmp_path, capsys):
     assert cli.main(["fit", "deploy/yinyang", "--chip", str(tmp_path / "bad.yaml")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "missing key 'cores_per_chip'" in err[1]
+
+
+@pytest.mark.parametrize("H,W,C,F,k,s,pad", [(8, 8, 2, 4, 3, 1, "valid"), (10, 9, 3, 5, 3, 1, "same"),
+                                             (12, 12, 2, 3, 3, 2, "valid"), (9, 11, 1, 6, 5, 2, "same"),
+                                             (16, 16, 4, 4, 1, 1, "valid"), (7, 7, 2, 2, 2, 2, "valid"),
+                                             (20, 20, 2, 2, 3, 1, "same")])
+def test_conv_shared_kernel_memory_equals_nengo_loihi(H, W, C, F, k, s, pad):
+    """A conv layer on one core: synapse bits and used input axons equal those of nengo-loihi's
+    own conv layout (nengo_loihi.conv.conv2d_loihi_weights, population axons, shared weights)."""
+    import nengo
+    from nengo_loihi.conv import conv2d_loihi_weights
+
+    from neurohw.network import Conv2d
+    rng = np.random.default_rng(H * W + k)
+    kern = (rng.integers(1, 128, (F, k, k, C)) * 2).astype(np.int16)           # (C_out, kh, kw, C_in)
+    tr = nengo.Convolution(F, (H, W, C), kernel_size=(k, k), strides=(s, s), padding=pad, channels_last=True,
+                           init=np.transpose(kern, (1, 2, 3, 0)).astype(float))
+    w, idx, a2w, off = conv2d_loihi_weights(tr)
+    syn = Synapse(H * W)
+    syn.set_population_weights(w, idx, a2w, off, pop_type=32)
+    p = (k - 1) // 2 if pad == "same" else 0
+    layer = IntLayer(weights=kern, conv=Conv2d(in_shape=(H, W, C), stride=s, padding=p), du=0, dv=0, vth=1)
+    net = IntNetwork(n_in=H * W * C, layers=[layer])
+    assert layer.shape == tuple(tr.output_shape.shape)
+    r = partition(net, "loihi1", chunks=[layer.n_out])
+    assert r.core_synapse_bits[0] == syn.bits()
+    assert r.core_input_axons[0] == int((off >= 0).sum())
