@@ -81,8 +81,28 @@ def costs() -> dict:
     return dict(update=lif["energy_access_neuron"] + lif["energy_update_neuron"], spike=lif["energy_spike_out"],
                 dense_synapse=syn["loihi_dense_synapse"]["energy_process_spike"],
                 sparse_synapse=syn["loihi_sparse_synapse"]["energy_process_spike"],
+                conv_synapse=syn["loihi_conv_synapse"]["energy_process_spike"],
                 message=core["axon_out"][0]["attributes"]["energy_message_out"],
                 hop_east_west=t["attributes"]["energy_east_hop"], hop_north_south=t["attributes"]["energy_north_hop"])
+
+
+def _conv_edges(layer):
+    """(sources, targets) of a Conv2d / sum-pool projection: every non-zero kernel tap at every output."""
+    cv = layer.conv
+    H, W, C = cv.in_shape
+    C_out, kh, kw, cg = layer.weights.shape
+    Ho, Wo, _ = layer.shape
+    (sh, sw), (ph, pw), (dh, dw) = cv.stride, cv.padding, cv.dilation
+    co, i, j, ci = np.nonzero(layer.weights)
+    ho, wo = np.arange(Ho)[:, None, None], np.arange(Wo)[None, :, None]
+    h = ho * sh - ph + i[None, None] * dh
+    w = wo * sw - pw + j[None, None] * dw
+    cin = (co // (C_out // cv.groups)) * cg + ci
+    ok = (h >= 0) & (h < H) & (w >= 0) & (w < W)
+    hb, wb, tb = np.nonzero(ok)
+    src = (h[hb, 0, tb] * W + w[0, wb, tb]) * C + cin[tb]
+    tgt = (hb * Wo + wb) * C_out + co[tb]
+    return src, tgt
 
 
 def _edges(w: np.ndarray, first: np.ndarray, m: int, sparse: np.ndarray):
@@ -133,17 +153,22 @@ def simulate(net: IntNetwork, fit: FitResult, x: np.ndarray, spikes: list[np.nda
         lf = fit.layers[i]
         hw = np.where(lf.sparse[0][np.arange(layer.n_out) // lf.neurons_per_core], "loihi_sparse_synapse",
                       "loihi_dense_synapse")
+        if getattr(layer, "conv", None) is not None:
+            hw[:] = "loihi_conv_synapse"
         groups.append(group(f"layer{i}", spikes[i], per_layer_core[i], "neuron", hw.tolist()))
     events = 0
     for i, layer in enumerate(net.layers):
         lf = fit.layers[i]
         first = fit.core_first[fit.core_layer == i]
         projs = [(layer.weights, groups[i], i - 1)] + ([(layer.rec_weights, groups[i + 1], i)] if layer.recurrent else [])
-        for (w, src, src_layer), sparse in zip(projs, lf.sparse):
-            s, t = _edges(w, first, lf.neurons_per_core, sparse)
+        for k, ((w, src, src_layer), sparse) in enumerate(zip(projs, lf.sparse)):
+            if k == 0 and getattr(layer, "conv", None) is not None:
+                s, t = _conv_edges(layer)
+            else:
+                s, t = _edges(w, first, lf.neurons_per_core, sparse)
             src.connect_neurons_sparse(groups[i + 1], {"weight": [0.0] * s.size}, list(zip(s.tolist(), t.tolist())))
             src_spikes = (x if src_layer < 0 else spikes[src_layer]).reshape(steps, -1) != 0
-            events += int((src_spikes.sum(0) * np.bincount(s, minlength=w.shape[1])).sum())
+            events += int((src_spikes.sum(0) * np.bincount(s, minlength=src_spikes.shape[1])).sum())
     chip = sanafe.SpikingChip(arch)
     chip.load(snn)
     t0 = time.perf_counter()

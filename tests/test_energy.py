@@ -69,3 +69,30 @@ def test_sparse_cores_store_and_process_only_nonzero_synapses():
     r = energy.simulate(net, fit, x, [np.zeros((3, 5, 40), np.uint8)])
     assert r["sanafe"]["spikes"] == int(x.sum())
     assert r["sanafe"]["energy"]["synapse"] == pytest.approx(int(x.sum()) * energy.costs()["sparse_synapse"])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_conv_edges_are_the_chips_conv(seed):
+    """The synapses handed to SANA-FE for a conv / sum-pool layer are exactly the non-zero
+    entries of the chip's own conv (neurohw.chip.conv_reference applied to one-hot inputs), and
+    SANA-FE charges its conv synapse unit once per event."""
+    from neurohw import chip
+    from neurohw.energy import _conv_edges
+    from neurohw.network import Conv2d
+    rng = np.random.default_rng(seed)
+    H, W, g = int(rng.integers(3, 8)), int(rng.integers(3, 8)), int(rng.choice([1, 2]))
+    C, F, k = 2 * g, 2 * g, int(rng.integers(1, 4))
+    s, p, d = int(rng.integers(1, 3)), int(rng.integers(0, 2)), int(rng.integers(1, 3))
+    kern = (rng.integers(-1, 2, (F, k, k, C // g)) * 2).astype(np.int16)
+    layer = IntLayer(weights=kern, conv=Conv2d(in_shape=(H, W, C), stride=s, padding=p, dilation=d, groups=g),
+                     du=0, dv=0, vth=1)
+    net = IntNetwork(n_in=H * W * C, layers=[layer])
+    dense = np.stack([chip.conv_reference(np.eye(H * W * C)[i], kern, (H, W, C), (s, s), (p, p), (d, d), g)
+                      for i in range(H * W * C)])                      # (n_in, n_out)
+    src, tgt = _conv_edges(layer)
+    assert sorted(zip(src.tolist(), tgt.tolist())) == sorted(zip(*np.nonzero(dense)))
+    x = (rng.random((2, 3, H * W * C)) < 0.4).astype(np.uint8)
+    r = energy.simulate(net, partition(net, "loihi1"), x, [np.zeros((2, 3, layer.n_out), np.uint8)])
+    n_events = int((x.reshape(6, -1).sum(0) * (dense != 0).sum(1)).sum())
+    assert r["sanafe"]["spikes"] == n_events
+    assert r["sanafe"]["energy"]["synapse"] == pytest.approx(n_events * energy.costs()["conv_synapse"], rel=1e-12)
