@@ -261,3 +261,24 @@ def test_conv_shared_kernel_memory_equals_nengo_loihi(H, W, C, F, k, s, pad):
     r = partition(net, "loihi1", chunks=[layer.n_out])
     assert r.core_synapse_bits[0] == syn.bits()
     assert r.core_input_axons[0] == int((off >= 0).sum())
+
+
+def test_delays_cost_their_bits_and_need_a_chip_with_delays():
+    rng = np.random.default_rng(3)
+    w = (rng.integers(1, 128, (50, 30)) * 2).astype(np.int16)
+    for dmax, dbits in ((0, 0), (1, 1), (5, 3), (63, 6)):
+        d = rng.integers(0, dmax + 1, (50, 30))
+        d.flat[0] = dmax
+        net = IntNetwork(n_in=30, layers=[IntLayer(weights=w, delays=d, du=0, dv=0, vth=1)])
+        r = partition(net, "loihi2")
+        assert r.layers[0].delay_bits == dbits
+        assert r.core_synapse_bits[0] == 30 * list_bits(50, 8 + dbits, load_profile("loihi2"))
+    p0 = load_profile("loihi1").__class__(**{**load_profile("loihi1").__dict__, "max_delay_bits": 0})
+    with pytest.raises(FitError, match="layer 0: feedforward delays need 6 delay bits; chip loihi1 has 0"):
+        partition(net, p0)
+
+
+def test_deploy_fit_report_has_table_and_sanafe_numbers():
+    from neurohw.deploy import fit_report
+    md = fit_report(names=["recurrent"])
+    assert "## recurrent" in md and "binding limit" in md and "SANA-FE energy per inference" in md
