@@ -27,7 +27,8 @@ def chip_resources(inet, x: np.ndarray, spikes: list[np.ndarray], chip: str = "l
         fit = partition(inet, chip)
     except FitError as e:
         return dict(chip=chip, fits=False, error=str(e))
-    out = dict(chip=chip, fits=True, fit=fit.to_dict(), table=fit.table(), utilization=fit.utilization())
+    out = dict(chip=chip, fits=True, fit=fit.to_dict(), table=fit.table(), utilization=fit.utilization(),
+               core_layer=fit.core_layer.tolist())
     try:
         out["energy"] = simulate(inet, fit, x, spikes)
     except (ImportError, ValueError) as e:
@@ -43,7 +44,9 @@ def plot_utilization(res: dict, ax) -> None:
     for k, (name, v) in enumerate(u.items()):
         ax.bar(cores + (k - 1.5) * w, 100 * v, w, label=name.replace("_", " "))
     ax.axhline(100, color="r", lw=1)
-    ax.set(xlabel="core", ylabel="% of the limit", title=f"per-core use, {res['chip']}", xticks=cores)
+    ax.set(xlabel="core (layer)", ylabel="% of the limit", title=f"per-core use, {res['chip']}")
+    if cores.size <= 40:
+        ax.set_xticks(cores, [f"{c}\n({l})" for c, l in zip(cores, res["core_layer"])])
     ax.legend(fontsize=7)
 
 
@@ -176,7 +179,7 @@ def write_report(run) -> list[str]:
         fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(en["utilization"]["neurons"]) + 2), 3))
         plot_utilization(en, ax)
         _save(fig, run, "chip_utilization.png", files)
-    en = {k: v for k, v in en.items() if k != "utilization"}
+    en = {k: v for k, v in en.items() if k not in ("utilization", "core_layer")}
     manifest = run.manifest()
     rep = dict(name=cfg.name, task=cfg.data.task, metric=metric, scores=scores, parity=par,
                float_emulator_raster_agreement=[float(a) for a in ez["agreement"]],
