@@ -48,6 +48,7 @@ def test_pipeline_end_to_end_and_skip(tmp_path, capsys):
     assert cr["fits"] and cr["energy"]["energy_per_inference_J"] > 0 and "SANA-FE" in cr["energy"]["source"]
     assert cr["energy"]["samples"] == np.load(run.dir / "data.npz")["x_test"].shape[0]
     assert (run.dir / "chip_utilization.png").stat().st_size > 0
+    assert cli.main(["fit", str(run.dir), "--energy"]) == 0 and "nJ per inference" in capsys.readouterr().out
     assert no_temp_files(run.dir)
     # a second run skips every stage and changes nothing
     before = {p: p.stat().st_mtime_ns for p in run.dir.glob("*.npz")}
