@@ -21,6 +21,8 @@ and latencies from Davies et al. 2018) is the one used here. We hand it:
 
 SANA-FE then counts synaptic events, neuron updates, spikes, messages and mesh hops and schedules
 each step (its "detailed" timing model), which gives the energy breakdown and the time per step.
+The time breakdown is the busy time of each kind of unit (counts x SANA-FE's unit latencies, summed
+over cores): the cores work in parallel, so the step itself is shorter than the sum.
 The samples of the test set run back to back (no state to reset: the spikes are replayed).
 """
 from __future__ import annotations
@@ -78,12 +80,20 @@ def costs() -> dict:
     core = t["core"][0]
     lif = next(s for s in core["soma"] if s["name"] == "loihi_lif")["attributes"]
     syn = {s["name"]: s["attributes"] for s in core["synapse"]}
+    ta = t["attributes"]
     return dict(update=lif["energy_access_neuron"] + lif["energy_update_neuron"], spike=lif["energy_spike_out"],
                 dense_synapse=syn["loihi_dense_synapse"]["energy_process_spike"],
                 sparse_synapse=syn["loihi_sparse_synapse"]["energy_process_spike"],
                 conv_synapse=syn["loihi_conv_synapse"]["energy_process_spike"],
                 message=core["axon_out"][0]["attributes"]["energy_message_out"],
-                hop_east_west=t["attributes"]["energy_east_hop"], hop_north_south=t["attributes"]["energy_north_hop"])
+                hop_east_west=ta["energy_east_hop"], hop_north_south=ta["energy_north_hop"],
+                latency=dict(update=lif["latency_access_neuron"] + lif["latency_update_neuron"],
+                             spike=lif["latency_spike_out"],
+                             **{f"{k}_synapse": syn[f"loihi_{k}_synapse"]["latency_process_spike"]
+                                for k in ("dense", "sparse", "conv")},
+                             message=core["axon_out"][0]["attributes"]["latency_message_out"]
+                             + core["axon_in"][0]["attributes"]["latency_message_in"],
+                             hop_east_west=ta["latency_east_hop"], hop_north_south=ta["latency_north_hop"]))
 
 
 def _conv_edges(layer):
@@ -147,6 +157,8 @@ def simulate(net: IntNetwork, fit: FitResult, x: np.ndarray, spikes: list[np.nda
         return g
 
     per_layer_core = fit.core_of()
+    units = ("dense", "sparse", "conv")
+    layer_hw = []
     groups = [group("input", x, n_cores + np.arange(net.n_in) // fit.profile.neurons_per_core, "host")]
     for i, layer in enumerate(net.layers):
         # SANA-FE picks the synapse unit per target neuron: the feedforward projection's format on its core
@@ -156,7 +168,9 @@ def simulate(net: IntNetwork, fit: FitResult, x: np.ndarray, spikes: list[np.nda
         if getattr(layer, "conv", None) is not None:
             hw[:] = "loihi_conv_synapse"
         groups.append(group(f"layer{i}", spikes[i], per_layer_core[i], "neuron", hw.tolist()))
+        layer_hw.append(np.array([units.index(h.split("_")[1]) for h in hw]))
     events = 0
+    unit_events = np.zeros(len(units), np.int64)
     for i, layer in enumerate(net.layers):
         lf = fit.layers[i]
         first = fit.core_first[fit.core_layer == i]
@@ -168,7 +182,9 @@ def simulate(net: IntNetwork, fit: FitResult, x: np.ndarray, spikes: list[np.nda
                 s, t = _edges(w, first, lf.neurons_per_core, sparse)
             src.connect_neurons_sparse(groups[i + 1], {"weight": [0.0] * s.size}, list(zip(s.tolist(), t.tolist())))
             src_spikes = (x if src_layer < 0 else spikes[src_layer]).reshape(steps, -1) != 0
-            events += int((src_spikes.sum(0) * np.bincount(s, minlength=src_spikes.shape[1])).sum())
+            per_edge = src_spikes.sum(0)[s]
+            events += int(per_edge.sum())
+            unit_events += np.bincount(layer_hw[i][t], weights=per_edge, minlength=len(units)).astype(np.int64)
     chip = sanafe.SpikingChip(arch)
     chip.load(snn)
     t0 = time.perf_counter()
@@ -181,6 +197,15 @@ def simulate(net: IntNetwork, fit: FitResult, x: np.ndarray, spikes: list[np.nda
     fired = int(sum(int((s != 0).sum()) for s in spikes))
     per_step = np.asarray(r["perf_trace"]["sim_time"])
     update_j = neurons * steps * c["update"]
+    # hops by direction, from SANA-FE's network energy (messages and the two hop energies known)
+    hops = float(np.sum(r["perf_trace"]["hops"]))
+    hop_j = e["network"] - r["packets_sent"] * c["message"]
+    ns = (hop_j - hops * c["hop_east_west"]) / (c["hop_north_south"] - c["hop_east_west"]) if hops else 0.0
+    lat = c["latency"]
+    busy = dict(synaptic_events=sum(int(n) * lat[f"{u}_synapse"] for n, u in zip(unit_events, units)) / steps,
+                neuron_updates=neurons * lat["update"], spikes=fired * lat["spike"] / steps,
+                network=(r["packets_sent"] * lat["message"] + ns * lat["hop_north_south"]
+                         + (hops - ns) * lat["hop_east_west"]) / steps)
     return dict(
         source=SOURCE, chip=fit.profile.name, samples=B, steps_per_sample=T, cores=total_cores, wall_seconds=wall,
         energy_per_inference_J=e["total"] / B,
@@ -192,6 +217,10 @@ def simulate(net: IntNetwork, fit: FitResult, x: np.ndarray, spikes: list[np.nda
         time_per_step_s=dict(mean=float(per_step.mean()), max=float(per_step.max()),
                              p50=float(np.median(per_step))),
         time_per_inference_s=float(r["sim_time"]) / B,
+        # the units' busy time per step, summed over cores (counts x SANA-FE's unit latencies); its
+        # schedule runs cores in parallel and adds a barrier, so a step takes time_per_step_s
+        busy_time_per_step_s=busy,
+        synaptic_events_by_unit={u: int(n) for u, n in zip(units, unit_events)},
         sanafe=dict(energy=dict(e), sim_time=float(r["sim_time"]), neurons_fired=int(r["neurons_fired"]),
                     packets_sent=int(r["packets_sent"]), spikes=int(r["spikes"])))
 

@@ -69,7 +69,11 @@ def fit_markdown(res: dict) -> list[str]:
               f"| count | {c['synaptic_events']:.1f} | {c['neuron_updates']:.0f} | {c['spikes']:.1f} | "
               f"{c['messages']:.1f}, {c['hops']:.1f} |",
               f"| energy (nJ) | {1e9 * b['synaptic_events']:.2f} | {1e9 * b['neuron_updates']:.2f} | "
-              f"{1e9 * b['spikes']:.2f} | {1e9 * b['network']:.2f} |", "", f"Source: {e['source']}.", ""]
+              f"{1e9 * b['spikes']:.2f} | {1e9 * b['network']:.2f} |",
+              "| busy time per step (µs, all cores) | " + " | ".join(
+                  f"{1e6 * e['busy_time_per_step_s'][k]:.3f}" for k in ("synaptic_events", "neuron_updates", "spikes",
+                                                                         "network")) + " |",
+              "", f"Source: {e['source']}.", ""]
     return lines
 
 

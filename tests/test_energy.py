@@ -96,3 +96,15 @@ def test_conv_edges_are_the_chips_conv(seed):
     n_events = int((x.reshape(6, -1).sum(0) * (dense != 0).sum(1)).sum())
     assert r["sanafe"]["spikes"] == n_events
     assert r["sanafe"]["energy"]["synapse"] == pytest.approx(n_events * energy.costs()["conv_synapse"], rel=1e-12)
+
+
+def test_time_breakdown_is_counts_times_unit_latencies():
+    net, x, spikes = small()
+    r = energy.simulate(net, partition(net, "loihi1", chunks=[1, 1]), x, spikes)
+    lat = energy.costs()["latency"]
+    steps = 8
+    assert r["synaptic_events_by_unit"] == dict(dense=24, sparse=0, conv=0)
+    assert r["busy_time_per_step_s"] == pytest.approx(dict(
+        synaptic_events=24 * lat["dense_synapse"] / steps, neuron_updates=5 * lat["update"],
+        spikes=4 * lat["spike"] / steps, network=(24 * lat["message"] + 12 * lat["hop_north_south"]) / steps),
+        rel=1e-9)
