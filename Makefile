@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamps
 
-.PHONY: setup test parity demo bench bench-accuracy bench-lava bench-parity-projections deploy clean
+.PHONY: setup test parity demo bench bench-accuracy bench-lava bench-parity-projections deploy clean bench-fit
 
 setup: $(STAMP)/nodeps
 
@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python benchmarks/emulator.py
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/emulator_conv.py
+	$(BIN)/python benchmarks/fit_energy.py
 
 bench-accuracy: setup
 	$(BIN)/python benchmarks/accuracy.py
@@ -56,6 +57,10 @@ bench-accuracy: setup
 # Re-train the reference configs and rewrite deploy/<name> (bundles + expected outputs).
 deploy: setup
 	$(BIN)/python -m neurohw.deploy
+
+# 1M-neuron fit time, SANA-FE on the Yin-Yang test set, SANA-FE's own DVS example reproduced.
+bench-fit: setup
+	$(BIN)/python benchmarks/fit_energy.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,4 +1,4 @@
-"""The `neurohw` command: validate | run | train | quantize | emulate | lava-run | parity | report.
+"""The `neurohw` command: validate | run | train | quantize | emulate | lava-run | parity | report | fit.
 
 Failures print one line and exit 1 (2 for usage errors, 130 when interrupted); --debug shows
 the traceback instead.
@@ -131,6 +131,54 @@ def cmd_parity(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_fit(args) -> int:
+    """Map a bundle (or a run's bundle) onto a chip profile: per-layer table and totals; exit 1
+    with one line naming the layer, the limit and the value when it does not fit. --energy adds
+    SANA-FE's energy and latency on the bundle's stored inputs (a run: its whole test set)."""
+    import json
+    import time
+
+    from ._io import write_json
+    from .chip_profiles import load_profile
+    from .fit import partition
+    from .network import load_bundle
+    p = Path(args.target)
+    run = (p / "config.json").exists()
+    net, extra = load_bundle(p / "bundle" if run else p, with_extra=True)
+    prof = load_profile(args.chip)
+    t0 = time.perf_counter()
+    res = partition(net, prof, chips=args.chips)     # FitError -> one line, exit 1
+    secs = time.perf_counter() - t0
+    print(f"{p}: {' -> '.join(map(str, net.sizes))} on {prof.name}" + (f" ({prof.description})" if prof.description else ""))
+    print(res.table())
+    print(f"fits: {res.cores:,} cores on {res.chips} chip(s)"
+          + (f" of the {args.chips} allowed" if args.chips else "") + f"; mapped in {secs:.2f} s")
+    out = dict(fit=res.to_dict(), seconds=secs)
+    if args.energy:
+        from . import emu
+        from .energy import simulate
+        if run:
+            x = np.load(p / "data.npz")["x_test"]
+            z = np.load(p / "emulate.npz")
+            spikes = [z[f"spikes_{i}"] for i in range(len(net.layers))]
+        elif "input" in extra:
+            x = extra["input"]
+            spikes = emu.run(net, x).spikes
+        else:
+            raise ValueError(f"{p}: --energy needs inputs: a reference bundle (with 'input') or a run directory")
+        e = simulate(net, res, x, spikes)
+        b, t = e["breakdown_per_inference_J"], e["time_per_step_s"]
+        print(f"SANA-FE ({e['samples']} samples x {e['steps_per_sample']} steps, {e['wall_seconds']:.2f} s): "
+              f"{1e9 * e['energy_per_inference_J']:.1f} nJ per inference (synaptic events "
+              f"{1e9 * b['synaptic_events']:.1f}, neuron updates {1e9 * b['neuron_updates']:.1f}, spikes "
+              f"{1e9 * b['spikes']:.1f}, network {1e9 * b['network']:.1f}); {1e6 * t['mean']:.2f} us per step "
+              f"(max {1e6 * t['max']:.2f})")
+        out["energy"] = e
+    if args.json:
+        write_json(Path(args.json), json.loads(json.dumps(out, default=float)))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="neurohw", description="Train spiking networks, deploy them to the chip's "
                                  "integer model and to Lava, and check that they agree.")
@@ -162,6 +210,14 @@ def main(argv=None) -> int:
     p.add_argument("target", help="a deploy bundle (with expected outputs) or a run directory")
     p.add_argument("--no-lava", action="store_true", help="skip Lava (emulator and trainer only)")
     p.set_defaults(fn=cmd_parity)
+
+    p = sub.add_parser("fit", help="will it fit: map a bundle onto a chip's cores (exit 1 if it cannot)")
+    p.add_argument("target", help="a bundle or a run directory")
+    p.add_argument("--chip", default="loihi1", help="loihi1, loihi2 or a chip profile YAML (default loihi1)")
+    p.add_argument("--chips", type=int, default=None, help="chips available (default: as many as needed)")
+    p.add_argument("--energy", action="store_true", help="also SANA-FE energy and latency on the stored inputs")
+    p.add_argument("--json", help="write the numbers to this JSON file")
+    p.set_defaults(fn=cmd_fit)
 
     args = ap.parse_args(argv)
     try:

@@ -66,6 +66,24 @@ def export_run(run_dir, dest, n: int = 16) -> Path:
 REFERENCE_CONFIGS = ("yinyang", "yinyang_stochastic", "digits", "spike_train", "recurrent")
 
 
+def fit_report(root="deploy", names=REFERENCE_CONFIGS, chip: str = "loihi1") -> str:
+    """Markdown: each reference bundle's fit table and SANA-FE energy and latency on its stored
+    inputs and the emulator's spikes (what `neurohw fit deploy/<name> --energy` prints)."""
+    from .report import chip_resources, fit_markdown
+    lines = ["# Chip resources of the reference deployments", "",
+             f"Written by `python -m neurohw.deploy --fit-report` (also at the end of `make deploy`): each bundle "
+             f"mapped onto {chip} by `neurohw.fit`, and SANA-FE's energy and latency for its stored inputs "
+             f"(`neurohw.energy`). See docs/fit.md.", ""]
+    for name in names:
+        path = Path(root) / name
+        net, extra = load_bundle(path, with_extra=True)
+        x = extra["input"]
+        res = chip_resources(net, x, emu.run(net, x).spikes, chip)
+        lines += [f"## {name}", "", f"{' → '.join(map(str, net.sizes))}, {x.shape[0]} samples x {x.shape[1]} steps.",
+                  ""] + fit_markdown(res)
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     """`make deploy`: run every reference config and export it under deploy/<name>."""
     import argparse
@@ -75,11 +93,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("names", nargs="*", default=list(REFERENCE_CONFIGS))
     ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--fit-report", action="store_true", help="only rewrite deploy/FIT.md from the bundles")
     args = ap.parse_args(argv)
+    from ._io import write_text
+    if args.fit_report:
+        write_text(Path("deploy") / "FIT.md", fit_report(names=args.names))
+        print("deploy/FIT.md")
+        return 0
     for name in args.names:
         run = run_pipeline(load_config(Path("configs") / f"{name}.yaml"))
         path = export_run(run.dir, Path("deploy") / name, n=args.samples)
         print(f"deploy/{name}: {path}")
+    write_text(Path("deploy") / "FIT.md", fit_report(names=args.names))
     return 0
 
 

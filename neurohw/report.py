@@ -1,8 +1,8 @@
 """The run report: report.json (every number), report.md (the story) and PNG plots.
 
-Energy is an estimate from counted events with Loihi 1 figures (Davies et al. 2018, IEEE Micro
-38(1), Table 2): 23.6 pJ per synaptic operation, 81 pJ per active and 52 pJ per inactive
-neuron update. A neuron update counts as active in a step where the neuron spikes.
+Chip resources: the network's mapping on Loihi 1 (neurohw.fit) with a per-core utilization
+plot, and energy and latency from SANA-FE driven by the emulator's spikes on the whole test set
+(neurohw.energy).
 """
 from __future__ import annotations
 
@@ -18,29 +18,63 @@ import torch  # noqa: E402
 from ._io import atomic_path, write_json, write_text  # noqa: E402
 from .network import RunResult, load_bundle  # noqa: E402
 
-PJ_SYNOP, PJ_ACTIVE, PJ_INACTIVE = 23.6, 81.0, 52.0
-ENERGY_SOURCE = ("Loihi 1 figures from Davies et al. 2018, 'Loihi: A Neuromorphic Manycore Processor with "
-                 "On-Chip Learning', IEEE Micro 38(1): 23.6 pJ per synaptic op, 81 pJ per active and 52 pJ "
-                 "per inactive neuron update")
+def chip_resources(inet, x: np.ndarray, spikes: list[np.ndarray], chip: str = "loihi1") -> dict:
+    """The fit on a chip profile and SANA-FE's energy and latency for these inputs and spikes
+    (neurohw.fit, neurohw.energy). A network that does not fit gets the one-line reason."""
+    from .energy import simulate
+    from .fit import FitError, partition
+    try:
+        fit = partition(inet, chip)
+    except FitError as e:
+        return dict(chip=chip, fits=False, error=str(e))
+    out = dict(chip=chip, fits=True, fit=fit.to_dict(), table=fit.table(), utilization=fit.utilization(),
+               core_layer=fit.core_layer.tolist())
+    try:
+        out["energy"] = simulate(inet, fit, x, spikes)
+    except (ImportError, ValueError) as e:
+        out["energy"] = dict(error=f"SANA-FE did not run: {e}")
+    return out
 
 
-def energy(inet, x: np.ndarray, spikes: list[np.ndarray]) -> dict:
-    """Synaptic events and neuron updates per inference, counted from an integer run."""
-    B, T, _ = x.shape
-    syn = float(x.astype(np.int64).sum()) * inet.layers[0].n_out
-    updates = active = 0.0
-    for l, layer in enumerate(inet.layers):
-        s = spikes[l].astype(np.int64)
-        if l + 1 < len(inet.layers):
-            syn += float(s.sum()) * inet.layers[l + 1].n_out
-        if layer.recurrent:
-            syn += float(s.sum()) * layer.n_out
-        updates += B * max(T - l - 1, 0) * layer.n_out
-        active += float(s.sum())
-    syn, updates, active = syn / B, updates / B, active / B
-    pj = PJ_SYNOP * syn + PJ_ACTIVE * active + PJ_INACTIVE * (updates - active)
-    return dict(synaptic_ops=syn, neuron_updates=updates, active_updates=active, nJ_per_inference=pj / 1e3,
-                source=ENERGY_SOURCE)
+def plot_utilization(res: dict, ax) -> None:
+    """Per-core use of each limit, as a fraction of the chip profile's."""
+    u = res["utilization"]
+    cores = np.arange(len(u["neurons"]))
+    w = 0.2
+    for k, (name, v) in enumerate(u.items()):
+        ax.bar(cores + (k - 1.5) * w, 100 * v, w, label=name.replace("_", " "))
+    ax.axhline(100, color="r", lw=1)
+    ax.set(xlabel="core (layer)", ylabel="% of the limit", title=f"per-core use, {res['chip']}")
+    if cores.size <= 40:
+        ax.set_xticks(cores, [f"{c}\n({l})" for c, l in zip(cores, res["core_layer"])])
+    ax.legend(fontsize=7)
+
+
+def fit_markdown(res: dict) -> list[str]:
+    """The report's chip-resources lines: the fit table and SANA-FE's energy and latency."""
+    if not res["fits"]:
+        return [f"Does not fit on {res['chip']}: {res['error']}.", ""]
+    f = res["fit"]
+    lines = [f"Mapped on **{f['chip']}**: {f['cores']} cores, {f['chips']} chip(s) (`neurohw fit`).", "",
+             "```", res["table"], "```", ""]
+    e = res.get("energy", {})
+    if "error" in e:
+        return lines + [e["error"], ""]
+    b, c, t = e["breakdown_per_inference_J"], e["counts_per_inference"], e["time_per_step_s"]
+    lines += [f"SANA-FE energy per inference: **{1e9 * e['energy_per_inference_J']:.1f} nJ**, time per step "
+              f"**{1e6 * t['mean']:.2f} µs** (max {1e6 * t['max']:.2f} µs), {1e6 * e['time_per_inference_s']:.1f} µs "
+              f"per inference; {e['samples']} samples x {e['steps_per_sample']} steps.", "",
+              "| per inference | synaptic events | neuron updates | spikes | network (messages, hops) |",
+              "|---|---|---|---|---|",
+              f"| count | {c['synaptic_events']:.1f} | {c['neuron_updates']:.0f} | {c['spikes']:.1f} | "
+              f"{c['messages']:.1f}, {c['hops']:.1f} |",
+              f"| energy (nJ) | {1e9 * b['synaptic_events']:.2f} | {1e9 * b['neuron_updates']:.2f} | "
+              f"{1e9 * b['spikes']:.2f} | {1e9 * b['network']:.2f} |",
+              "| busy time per step (µs, all cores) | " + " | ".join(
+                  f"{1e6 * e['busy_time_per_step_s'][k]:.3f}" for k in ("synaptic_events", "neuron_updates", "spikes",
+                                                                         "network")) + " |",
+              "", f"Source: {e['source']}.", ""]
+    return lines
 
 
 def _save(fig, run, name: str, files: list) -> None:
@@ -144,12 +178,17 @@ def write_report(run) -> list[str]:
     ax[1].legend(fontsize=7)
     _save(fig, run, "activity.png", files)
 
-    en = energy(inet, d.x_test, emu_res.spikes)
+    en = chip_resources(inet, d.x_test, emu_res.spikes)
+    if en["fits"]:
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(en["utilization"]["neurons"]) + 2), 3))
+        plot_utilization(en, ax)
+        _save(fig, run, "chip_utilization.png", files)
+    en = {k: v for k, v in en.items() if k not in ("utilization", "core_layer")}
     manifest = run.manifest()
     rep = dict(name=cfg.name, task=cfg.data.task, metric=metric, scores=scores, parity=par,
                float_emulator_raster_agreement=[float(a) for a in ez["agreement"]],
                quantization=rows, firing_rates=dict(float=rates_float, emulator=rates_emu), fano=tm.get("fano"),
-               energy=en, seconds={k: v["seconds"] for k, v in manifest["stages"].items()},
+               chip_resources=en, seconds={k: v["seconds"] for k, v in manifest["stages"].items()},
                emulator_seconds=float(ez["seconds"]), lava_seconds=float(lz["seconds"]) if lava_ran else None,
                steps=T, sizes=inet.sizes, config=cfg.to_dict())
     write_json(run.dir / "report.json", rep)
@@ -199,17 +238,17 @@ def _markdown(rep: dict, files: list[str]) -> str:
                      f"{r['vth']} | {r['du']} | {r['dv']} | {noise} | {100 * r['weight_rel_rmse']:.2f} % | "
                      f"{100 * r['moved_over_one_step']:.2f} % | {r['peak_u']:.3f} | {r['peak_v']:.3f} | "
                      f"{r['u_wraps']} | {r['v_saturations']} |")
-    e = rep["energy"]
     lines += ["", "Peaks are fractions of 2**23 (the 24-bit state's limit), from a hardware-exact pass over "
-              "training data.", "", "## Activity and energy", "",
+              "training data.", "", "## Activity", "",
               f"Firing rates (spikes per neuron per step), float: "
               f"{', '.join(f'{x:.3f}' for x in rep['firing_rates']['float'])}; emulator: "
               f"{', '.join(f'{x:.3f}' for x in rep['firing_rates']['emulator'])}.", ""]
     if rep.get("fano"):
         lines += [f"Fano factor per spiking layer (float, 8 trials): {', '.join(f'{x:.2f}' for x in rep['fano'])}.", ""]
-    lines += [f"Estimated chip energy per inference: **{e['nJ_per_inference']:.1f} nJ** "
-              f"({e['synaptic_ops']:.0f} synaptic ops, {e['neuron_updates']:.0f} neuron updates of which "
-              f"{e['active_updates']:.0f} active). Source: {e['source']}.", "", "## Plots", ""]
-    lines += [f"![{p[:-4]}]({p})" for p in files if p.endswith(".png")]
+    lines += ["## Chip resources", ""] + fit_markdown(rep["chip_resources"])
+    if rep["chip_resources"]["fits"]:
+        lines += ["![per-core utilization](chip_utilization.png)", ""]
+    lines += ["## Plots", ""]
+    lines += [f"![{p[:-4]}]({p})" for p in files if p.endswith(".png") and p != "chip_utilization.png"]
     lines += ["", "## Stage times (s)", "", ", ".join(f"{k} {v:.1f}" for k, v in rep["seconds"].items()), ""]
     return "\n".join(lines)

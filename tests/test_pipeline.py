@@ -44,7 +44,11 @@ def test_pipeline_end_to_end_and_skip(tmp_path, capsys):
     assert 0 <= s["float"] <= 1 and s["lava"] == s["emulator_on_lava_samples"]
     for f in ("report.md", "training.png", "rasters.png", "membrane.png", "weights.png", "activity.png"):
         assert (run.dir / f).stat().st_size > 0
-    assert rep["energy"]["nJ_per_inference"] > 0 and "Davies" in rep["energy"]["source"]
+    cr = rep["chip_resources"]
+    assert cr["fits"] and cr["energy"]["energy_per_inference_J"] > 0 and "SANA-FE" in cr["energy"]["source"]
+    assert cr["energy"]["samples"] == np.load(run.dir / "data.npz")["x_test"].shape[0]
+    assert (run.dir / "chip_utilization.png").stat().st_size > 0
+    assert cli.main(["fit", str(run.dir), "--energy"]) == 0 and "nJ per inference" in capsys.readouterr().out
     assert no_temp_files(run.dir)
     # a second run skips every stage and changes nothing
     before = {p: p.stat().st_mtime_ns for p in run.dir.glob("*.npz")}
@@ -201,26 +205,6 @@ def test_cli_emulate_lava_run_and_parity_on_a_bundle(tmp_path, capsys):
                      "--output", str(tmp_path / "o.npz")]) == 1
     assert "--input" in capsys.readouterr().err
     os.remove(tmp_path / "x.npy")
-
-
-def test_energy_counts_events_by_hand():
-    """2 inputs -> 3 (recurrent) -> 2; counts checked against a hand count of one sample."""
-    from neurohw import IntLayer, IntNetwork
-    from neurohw.report import PJ_ACTIVE, PJ_INACTIVE, PJ_SYNOP, energy
-    net = IntNetwork(n_in=2, layers=[
-        IntLayer(weights=np.zeros((3, 2), np.int16), du=0, dv=0, vth=1, rec_weights=np.zeros((3, 3), np.int16)),
-        IntLayer(weights=np.zeros((2, 3), np.int16), du=0, dv=0, vth=1)])
-    x = np.zeros((1, 4, 2), np.uint8)
-    x[0, 0, :] = 1                                   # 2 input spikes -> 2 * 3 synaptic ops
-    s0 = np.zeros((1, 4, 3), np.uint8)
-    s0[0, 1, 0] = s0[0, 2, 1] = 1                    # 2 spikes -> 2 * (2 forward + 3 recurrent) ops
-    s1 = np.zeros((1, 4, 2), np.uint8)
-    s1[0, 3, 1] = 1                                  # 1 spike, no fan-out
-    e = energy(net, x, [s0, s1])
-    assert e["synaptic_ops"] == 6 + 10
-    assert e["neuron_updates"] == 3 * 3 + 2 * 2     # layer l updates from step l + 1 on
-    assert e["active_updates"] == 3
-    assert e["nJ_per_inference"] == pytest.approx((16 * PJ_SYNOP + 3 * PJ_ACTIVE + 10 * PJ_INACTIVE) / 1e3)
 
 
 @pytest.mark.parametrize("loss", ["max_over_time_ce", "mean_over_time_ce"])
