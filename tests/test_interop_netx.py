@@ -43,6 +43,8 @@ def _netx_candidate(rng, max_layers=2, max_n=10):
                 w = np.sign(w) * (np.abs(w) >> -e << -e)
             setattr(layer, wk, _fit(w, getattr(layer, bk)).astype(np.int16))
             setattr(layer, ek, e)
+        if rng.random() < 0.15:
+            layer.vth = int(rng.choice(chip.VTH_RANGE))
         bexp = rng.choice([6, 7], size=layer.n_out)
         layer.bias_exp = bexp.astype(np.int8)
         layer.bias_mant = np.where(bexp == 7, layer.bias_mant // 2, layer.bias_mant).astype(np.int16)
@@ -66,6 +68,7 @@ def netx_networks(seed, count):
     return out, refused
 
 
+@pytest.mark.slow
 def test_random_networks_run_identically_through_lava_dl_netx(tmp_path):
     """>= 50 random networks exported, loaded by lava-dl's netx in Lava: 0 mismatched spikes."""
     nets, _ = netx_networks(seed=14, count=50)
@@ -73,7 +76,8 @@ def test_random_networks_run_identically_through_lava_dl_netx(tmp_path):
     assert modes == {chip.SIGN_EXCITATORY, chip.SIGN_MIXED, chip.SIGN_INHIBITORY}
     assert any(x.recurrent for n in nets for x in n.layers) and any(n.input_message_bits for n in nets)
     assert {x.weight_exp for n in nets for x in n.layers} >= {-2, 0, 7}
-    for edge in ((0, "du"), (chip.DU_RANGE[1], "du"), (chip.DV_RANGE[1], "dv"), (chip.VTH_RANGE[1], "vth")):
+    for edge in ((0, "du"), (chip.DU_RANGE[1], "du"), (0, "dv"), (chip.DV_RANGE[1], "dv"), (0, "vth"),
+                 (chip.VTH_RANGE[1], "vth")):
         assert any(getattr(x, edge[1]) == edge[0] for n in nets for x in n.layers), edge
     rng = np.random.default_rng(1)
     spiking = 0
