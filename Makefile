@@ -58,3 +58,7 @@ deploy: setup
 
 clean:
 	rm -rf $(VENV)
+
+# snnTorch / Norse nets onto the chip through NIR and back (benchmarks/interop_results.txt).
+bench-interop: setup
+	$(BIN)/python benchmarks/interop.py
