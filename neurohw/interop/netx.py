@@ -124,6 +124,10 @@ def _layers_for_file(net: IntNetwork) -> list[dict]:
     out = []
     for k, layer in enumerate(net.layers):
         where = f"layer {k}"
+        kind = getattr(layer, "kind", "dense")       # conv / pool / delay projections (issue 11)
+        if kind != "dense":
+            raise NetxError(f"{where}: a {kind} projection is not exported to netx yet (dense and "
+                            f"recurrent dense layers are)")
         if layer.recurrent and any(np.any(x.bias) for x in net.layers[:k + 1]):
             j = next(j for j, x in enumerate(net.layers[:k + 1]) if np.any(x.bias))
             raise NetxError(f"{where}: a recurrent layer with bias in layer {j}: netx's neurons run from the first "

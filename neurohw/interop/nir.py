@@ -110,6 +110,9 @@ def int_to_nir(inet: IntNetwork, dt: float = DT["neurohw"], fold_r: bool = False
     w * 2**weight_exp / 64 ... in units where every integer keeps its value), then to_nir."""
     from ..quant import from_int_network
     for l, L in enumerate(inet.layers):
+        kind = getattr(L, "kind", "dense")           # conv / pool / delay projections (issue 11)
+        if kind != "dense":
+            raise NirError(f"layer {l}: a {kind} projection is not exported to NIR yet")
         if L.noise.on:
             raise NirError(f"layer {l}: on-chip noise (inject = {L.noise.inject!r}) has no NIR equivalent")
     if inet.input_message_bits:
