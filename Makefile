@@ -62,3 +62,7 @@ clean:
 # snnTorch / Norse nets onto the chip through NIR and back (benchmarks/interop_results.txt).
 bench-interop: setup
 	$(BIN)/python benchmarks/interop.py
+
+# issue 11: conv / pool / delay parity against Lava on 204 random networks (slow: ~10 min CPU)
+bench-parity-projections: setup
+	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava

@@ -336,8 +336,6 @@ def _run_once(path, raster, input_message_bits):
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
-    from ..lava.runner import _to_batches
-
     B, T, n_in = raster.shape
     data = raster.transpose(2, 0, 1).reshape(n_in, B * T).astype(np.int32)
     net = netx.hdf5.Network(net_config=str(path), input_message_bits=input_message_bits,
@@ -352,7 +350,11 @@ def _run_once(path, raster, input_message_bits):
     try:
         source.run(condition=RunSteps(num_steps=B * T),
                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True))
-        out = [_to_batches(s.data.get().T.astype(np.uint8), B, T, l) for l, s in enumerate(sinks)]
+        out = []
+        for l, s in enumerate(sinks):       # emulator layout: [B, T, n], zero while the layer is at rest
+            o = s.data.get().T.astype(np.uint8)[:B * T].reshape(B, T, -1).copy()
+            o[:, :l + 1] = 0
+            out.append(o)
     finally:
         source.stop()
         net.net_config.f.close()
