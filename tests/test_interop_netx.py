@@ -16,7 +16,7 @@ pytest.importorskip("lava.lib.dl.netx")
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("weights", "weight_exp", "num_weight_bits", "rec_weights", "rec_weight_exp", "rec_num_weight_bits",
-          "du", "dv", "vth", "bias_mant", "bias_exp")
+          "du", "dv", "vth", "bias_mant", "bias_exp", "delays")
 
 
 def _fit(w, nwb):
@@ -28,7 +28,8 @@ def _fit(w, nwb):
 def _netx_candidate(rng, max_layers=2, max_n=10):
     """synth's random network (full ranges, all sign modes, graded inputs, recurrence) moved onto
     what netx can express: weights shrunk by weight_exp (-2..7), biases on netx's 64 grid
-    (bias_exp 6 or 7), no noise, zero bias up to a recurrent layer."""
+    (bias_exp 6 or 7), no noise, zero bias up to a recurrent layer; a quarter of the
+    feed-forward layers get delays."""
     net = synth.random_network(rng, max_layers=max_layers, max_n=max_n, p_recurrent=0.3)
     for layer in net.layers:
         e = int(rng.choice([-2, -1, 0, 0, 1, 2, 3, 7]))
@@ -48,6 +49,9 @@ def _netx_candidate(rng, max_layers=2, max_n=10):
         bexp = rng.choice([6, 7], size=layer.n_out)
         layer.bias_exp = bexp.astype(np.int8)
         layer.bias_mant = np.where(bexp == 7, layer.bias_mant // 2, layer.bias_mant).astype(np.int16)
+    for layer in net.layers:                 # delayed Dense (netx DelayDense), delays 0..62
+        if not layer.recurrent and rng.random() < 0.25:
+            layer.delays = synth.random_delays(rng, layer.weights.shape) % 63
     last_rec = max((k for k, x in enumerate(net.layers) if x.recurrent), default=-1)
     for layer in net.layers[:last_rec + 1]:
         layer.bias_mant[:] = 0
@@ -75,6 +79,7 @@ def test_random_networks_run_identically_through_lava_dl_netx(tmp_path):
     modes = {chip.sign_mode(x.weights) for n in nets for x in n.layers}
     assert modes == {chip.SIGN_EXCITATORY, chip.SIGN_MIXED, chip.SIGN_INHIBITORY}
     assert any(x.recurrent for n in nets for x in n.layers) and any(n.input_message_bits for n in nets)
+    assert sum(any(x.kind == "delay" for x in n.layers) for n in nets) >= 5
     assert {x.weight_exp for n in nets for x in n.layers} >= {-2, 0, 7}
     for edge in ((0, "du"), (chip.DU_RANGE[1], "du"), (0, "dv"), (chip.DV_RANGE[1], "dv"), (0, "vth"),
                  (chip.VTH_RANGE[1], "vth")):

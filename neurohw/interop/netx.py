@@ -30,6 +30,7 @@ from .._io import atomic_path
 from ..network import IntLayer, IntNetwork, RunResult
 
 NETX_BIAS_EXP = 6
+NETX_MAX_DELAY = 62          # netx clips delays to [0, 62] (hdf5.py create_dense)
 
 
 class NetxError(ValueError):
@@ -125,9 +126,16 @@ def _layers_for_file(net: IntNetwork) -> list[dict]:
     for k, layer in enumerate(net.layers):
         where = f"layer {k}"
         kind = getattr(layer, "kind", "dense")       # conv / pool / delay projections (issue 11)
-        if kind != "dense":
-            raise NetxError(f"{where}: a {kind} projection is not exported to netx yet (dense and "
-                            f"recurrent dense layers are)")
+        if kind not in ("dense", "delay"):
+            raise NetxError(f"{where}: a {kind} projection is not exported to netx yet (dense, delayed "
+                            f"dense and recurrent dense layers are)")
+        if kind == "delay":
+            if layer.recurrent:
+                raise NetxError(f"{where}: delays in a recurrent layer: netx's RecurrentDense applies one "
+                                f"delay array to both its synapses")
+            if layer.delays.max() > NETX_MAX_DELAY:
+                raise NetxError(f"{where}: delay = {int(layer.delays.max())} exceeds netx's {NETX_MAX_DELAY} "
+                                f"(it clips larger delays)")
         if layer.recurrent and any(np.any(x.bias) for x in net.layers[:k + 1]):
             j = next(j for j, x in enumerate(net.layers[:k + 1]) if np.any(x.bias))
             raise NetxError(f"{where}: a recurrent layer with bias in layer {j}: netx's neurons run from the first "
@@ -174,6 +182,8 @@ def export(net: IntNetwork, path) -> Path:
                 h.create_dataset("weight", data=d["W"].astype(np.float32))   # as slayer writes it
                 if layer.recurrent:
                     h.create_dataset("weight_rec", data=d["R"].astype(np.float32))
+                if getattr(layer, "delays", None) is not None:
+                    h.create_dataset("delay", data=layer.delays.astype(np.float32))   # -> Lava DelayDense
                 h.create_dataset("bias", data=d["bias"].astype(np.float32))
                 h.create_dataset("neuron/type", data="CUBA")
                 h.create_dataset("neuron/iDecay", data=layer.du + chip.DU_OFFSET)
@@ -266,8 +276,12 @@ def load(path) -> IntNetwork:
             ntype = ntype.decode() if isinstance(ntype, bytes) else str(ntype)
             if ntype not in ("CUBA", "LOIHI"):
                 raise NetxError(f"{where}: neuron type {ntype!r} is not supported (CUBA/LOIHI only)")
-            if "delay" in h and np.any(np.asarray(h["delay"][()])):
-                raise NetxError(f"{where}: synaptic delays (netx DelayDense) are not supported by IntNetwork yet")
+            rec, delays = {}, None
+            if "delay" in h:
+                if kind == "dense_rec":
+                    raise NetxError(f"{where}: delays in a dense_rec block (netx applies one delay array to both "
+                                    f"synapses) are not supported")
+                delays = np.clip(np.asarray(h["delay"][()]), 0, NETX_MAX_DELAY).astype(np.int64)  # as netx reads it
             if "weight/imag" in h:
                 raise NetxError(f"{where}: complex weights (dense_comp) are not supported")
             W = np.asarray(h["weight"][()]).astype(int)   # what netx reads
@@ -275,6 +289,14 @@ def load(path) -> IntNetwork:
             W = W.reshape(n_out, -1)
             if n_in is None:
                 n_in = W.shape[1]
+            if delays is not None:              # netx's broadcasting: scalar, per output, or per input
+                if delays.ndim == 0:
+                    delays = np.full(W.shape, int(delays))
+                elif delays.ndim == 1:
+                    delays = (np.repeat(delays[:, None], W.shape[1], 1) if delays.size == W.shape[0]
+                              else np.repeat(delays[None, :], W.shape[0], 0))
+                delays = delays.reshape(W.shape)
+                rec["delays"] = delays
             R = np.asarray(h["weight_rec"][()]).astype(int).reshape(n_out, -1) if kind == "dense_rec" else None
             both = np.hstack([W, R]) if R is not None else W
             eff = netx_effective(both)
@@ -283,8 +305,8 @@ def load(path) -> IntNetwork:
             a = h.attrs
             w, e, nwb = _decompose(where, "weight", eff[:, :W.shape[1]], a.get("neurohw_weight_exp"),
                                    a.get("neurohw_num_weight_bits"))
-            rec = {k: int(a[f"neurohw_{k}"]) for k in ("rec_weight_exp", "rec_num_weight_bits")
-                   if f"neurohw_{k}" in a}   # unused without a recurrent Dense; kept for the identity
+            rec.update({k: int(a[f"neurohw_{k}"]) for k in ("rec_weight_exp", "rec_num_weight_bits")
+                        if f"neurohw_{k}" in a})   # unused without a recurrent Dense; kept for the identity
             if R is not None:
                 rw, re, rnwb = _decompose(where, "weight_rec", eff[:, W.shape[1]:], a.get("neurohw_rec_weight_exp"),
                                           a.get("neurohw_rec_num_weight_bits"))
@@ -317,12 +339,13 @@ def run(path, raster, input_message_bits: int = 0) -> RunResult:
     Same layout and time convention as neurohw.lava.run (docs/timing.md): samples back to back,
     netx's own per-layer reset (reset_interval = steps, reset_offset = 1). A recurrent block
     would carry the last spikes of a sample into the next one, so a file with one runs each
-    sample in its own Lava run."""
+    sample in its own Lava run, and so does one with delays (a delayed message would too)."""
     import h5py
     with h5py.File(path, "r") as f:
         kinds = [np.asarray(f["layer"][k]["type"][()]).reshape(-1)[0] for k in f["layer"]]
+        delayed = any("delay" in f["layer"][k] for k in f["layer"])
     raster = np.asarray(raster)
-    if any(k in (b"dense_rec", "dense_rec") for k in kinds):
+    if delayed or any(k in (b"dense_rec", "dense_rec") for k in kinds):
         parts = [_run_once(path, raster[i:i + 1], input_message_bits) for i in range(raster.shape[0])]
         return RunResult(spikes=[np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))])
     return RunResult(spikes=_run_once(path, raster, input_message_bits))
