@@ -28,7 +28,7 @@ def _fit(w, nwb):
 def _netx_candidate(rng, max_layers=2, max_n=10):
     """synth's random network (full ranges, all sign modes, graded inputs, recurrence) moved onto
     what netx can express: weights shrunk by weight_exp (-2..7), biases on netx's 64 grid
-    (bias_exp 6 or 7), no noise, zero bias up to a recurrent layer; a quarter of the
+    (bias_exp 6 or 7), no noise, zero bias up to a recurrent layer and before a delayed one; a quarter of the
     feed-forward layers get delays."""
     net = synth.random_network(rng, max_layers=max_layers, max_n=max_n, p_recurrent=0.3)
     for layer in net.layers:
@@ -53,7 +53,8 @@ def _netx_candidate(rng, max_layers=2, max_n=10):
         if not layer.recurrent and rng.random() < 0.25:
             layer.delays = synth.random_delays(rng, layer.weights.shape) % 63
     last_rec = max((k for k, x in enumerate(net.layers) if x.recurrent), default=-1)
-    for layer in net.layers[:last_rec + 1]:
+    last_delay = max((k for k, x in enumerate(net.layers) if x.delays is not None), default=-1)
+    for layer in net.layers[:max(last_rec + 1, last_delay)]:
         layer.bias_mant[:] = 0
     return IntNetwork(n_in=net.n_in, layers=net.layers, input_message_bits=net.input_message_bits)
 
@@ -92,7 +93,7 @@ def test_random_networks_run_identically_through_lava_dl_netx(tmp_path):
         got = netx.run(path, x, net.input_message_bits)
         assert compare(emu.run(net, x), got) == [], f"network {i}"
         spiking += any(s.any() for s in got.spikes)
-    assert spiking >= 25
+    assert spiking >= 20          # 24 of the 50 spike somewhere (seed 14)
 
 
 def test_round_trip_neurohw_netx_neurohw_is_the_identity(tmp_path):
@@ -229,3 +230,14 @@ def test_slayer_trained_network_imports_and_matches_netx_in_lava(tmp_path):
     theirs = netx.run(path, raster)
     assert compare(ours, theirs) == []
     assert sum(int(s.sum()) for s in ours.spikes) > 0
+
+
+def test_export_refuses_delays_after_bias_and_in_recurrent_layers(tmp_path):
+    d = np.ones((2, 2), np.int64)
+    net = IntNetwork(n_in=2, layers=[_layer(), _layer(delays=d, bias_mant=np.zeros(2, np.int16))])
+    with pytest.raises(netx.NetxError, match=r"layer 1: a delayed layer after a layer with bias \(layer 0\)"):
+        netx.export(net, tmp_path / "x.h5")
+    net = IntNetwork(n_in=2, layers=[_layer(delays=d, bias_mant=np.zeros(2, np.int16),
+                                            rec_weights=np.array([[0, 2], [2, 0]], np.int16))])
+    with pytest.raises(netx.NetxError, match=r"layer 0: delays in a recurrent layer"):
+        netx.export(net, tmp_path / "x.h5")

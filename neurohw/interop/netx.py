@@ -133,6 +133,12 @@ def _layers_for_file(net: IntNetwork) -> list[dict]:
             if layer.recurrent:
                 raise NetxError(f"{where}: delays in a recurrent layer: netx's RecurrentDense applies one "
                                 f"delay array to both its synapses")
+            j = next((j for j, x in enumerate(net.layers[:k]) if np.any(x.bias)), None)
+            if j is not None:
+                raise NetxError(f"{where}: a delayed layer after a layer with bias (layer {j}): netx's neurons run "
+                                f"from the first step, so a bias-driven spike before layer {j}'s first input would "
+                                f"arrive through the delays after this layer's reset (neurohw holds layers at "
+                                f"rest, docs/timing.md)")
             if layer.delays.max() > NETX_MAX_DELAY:
                 raise NetxError(f"{where}: delay = {int(layer.delays.max())} exceeds netx's {NETX_MAX_DELAY} "
                                 f"(it clips larger delays)")
