@@ -86,13 +86,15 @@ def test_random_networks_run_identically_through_lava_dl_netx(tmp_path):
                  (chip.VTH_RANGE[1], "vth")):
         assert any(getattr(x, edge[1]) == edge[0] for n in nets for x in n.layers), edge
     rng = np.random.default_rng(1)
+    xs = [synth.random_raster(rng, net, 2, 10) for net in nets]
+    paths = [netx.export(net, tmp_path / f"n{i}.h5") for i, net in enumerate(nets)]
     spiking = 0
-    for i, net in enumerate(nets):
-        x = synth.random_raster(rng, net, 2, 10)
-        path = netx.export(net, tmp_path / f"n{i}.h5")
-        got = netx.run(path, x, net.input_message_bits)
-        assert compare(emu.run(net, x), got) == [], f"network {i}"
-        spiking += any(s.any() for s in got.spikes)
+    for a in range(0, len(nets), 10):            # ten networks per Lava run (one start-up)
+        got = netx.run_many([(p, x, n.input_message_bits) for p, x, n in
+                             zip(paths[a:a + 10], xs[a:a + 10], nets[a:a + 10])])
+        for i, (net, x, res) in enumerate(zip(nets[a:a + 10], xs[a:a + 10], got), start=a):
+            assert compare(emu.run(net, x), res) == [], f"network {i}"
+            spiking += any(s.any() for s in res.spikes)
     assert spiking >= 20          # 24 of the 50 spike somewhere (seed 14)
 
 

@@ -344,47 +344,69 @@ def run(path, raster, input_message_bits: int = 0) -> RunResult:
 
     Same layout and time convention as neurohw.lava.run (docs/timing.md): samples back to back,
     netx's own per-layer reset (reset_interval = steps, reset_offset = 1). A recurrent block
-    would carry the last spikes of a sample into the next one, so a file with one runs each
-    sample in its own Lava run, and so does one with delays (a delayed message would too)."""
+    would carry the last spikes of a sample into the next one, so a file with one gives each
+    sample its own netx Network, and so does one with delays (a delayed message would too)."""
+    return run_many([(path, raster, input_message_bits)])[0]
+
+
+def run_many(items) -> list[RunResult]:
+    """Several (path, raster, input_message_bits) in ONE Lava run (one compile and start-up):
+    the graphs are joined only by a zero-weight Dense from each source into a shared sink."""
     import h5py
-    with h5py.File(path, "r") as f:
-        kinds = [np.asarray(f["layer"][k]["type"][()]).reshape(-1)[0] for k in f["layer"]]
-        delayed = any("delay" in f["layer"][k] for k in f["layer"])
-    raster = np.asarray(raster)
-    if delayed or any(k in (b"dense_rec", "dense_rec") for k in kinds):
-        parts = [_run_once(path, raster[i:i + 1], input_message_bits) for i in range(raster.shape[0])]
-        return RunResult(spikes=[np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))])
-    return RunResult(spikes=_run_once(path, raster, input_message_bits))
 
-
-def _run_once(path, raster, input_message_bits):
     import neurohw  # noqa: F401  (lava import hooks)
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import Dense
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
-    B, T, n_in = raster.shape
-    data = raster.transpose(2, 0, 1).reshape(n_in, B * T).astype(np.int32)
-    net = netx.hdf5.Network(net_config=str(path), input_message_bits=input_message_bits,
-                            reset_interval=T, reset_offset=1)
-    source = Source(data=data)
-    source.s_out.connect(net.inp)
-    sinks = []
-    for block in net.layers:
-        sink = Sink(shape=block.out.shape, buffer=B * T)
-        block.out.connect(sink.a_in)
-        sinks.append(sink)
+    parts = []                               # (item index, raster rows, raster)
+    for i, (path, raster, _) in enumerate(items):
+        raster = np.asarray(raster)
+        with h5py.File(path, "r") as f:
+            g = f["layer"]
+            alone = any("delay" in g[k] or np.asarray(g[k]["type"][()]).reshape(-1)[0] in (b"dense_rec", "dense_rec")
+                        for k in g)
+        rows = [slice(b, b + 1) for b in range(raster.shape[0])] if alone else [slice(0, raster.shape[0])]
+        parts += [(i, raster[r]) for r in rows]
+    steps = max(r.shape[0] * r.shape[1] for _, r in parts)
+    hub = Sink(shape=(1,), buffer=1) if len(parts) > 1 else None
+    built, nets = [], []
+    for i, r in parts:
+        path, _, bits = items[i]
+        B, T, n_in = r.shape
+        data = np.zeros((n_in, steps), np.int32)
+        data[:, :B * T] = r.transpose(2, 0, 1).reshape(n_in, B * T)
+        net = netx.hdf5.Network(net_config=str(path), input_message_bits=bits, reset_interval=T, reset_offset=1)
+        source = Source(data=data)
+        source.s_out.connect(net.inp)
+        sinks = []
+        for block in net.layers:
+            sink = Sink(shape=block.out.shape, buffer=steps)
+            block.out.connect(sink.a_in)
+            sinks.append(sink)
+        if hub is not None:
+            join = Dense(weights=np.zeros((1, n_in), np.int32))
+            source.s_out.connect(join.s_in)
+            join.a_out.connect(hub.a_in)
+        built.append((i, r.shape, source, sinks))
+        nets.append(net)
+    first = built[0][2]
+    out = [[] for _ in items]
     try:
-        source.run(condition=RunSteps(num_steps=B * T),
-                   run_cfg=Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True))
-        out = []
-        for l, s in enumerate(sinks):       # emulator layout: [B, T, n], zero while the layer is at rest
-            o = s.data.get().T.astype(np.uint8)[:B * T].reshape(B, T, -1).copy()
-            o[:, :l + 1] = 0
-            out.append(o)
+        first.run(condition=RunSteps(num_steps=steps),
+                  run_cfg=Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True))
+        for i, (B, T, _), _, sinks in built:
+            layers = []
+            for l, s in enumerate(sinks):   # emulator layout: [B, T, n], zero while the layer is at rest
+                o = s.data.get().T.astype(np.uint8)[:B * T].reshape(B, T, -1).copy()
+                o[:, :l + 1] = 0
+                layers.append(o)
+            out[i].append(layers)
     finally:
-        source.stop()
-        net.net_config.f.close()
-    return out
+        first.stop()
+        for net in nets:
+            net.net_config.f.close()
+    return [RunResult(spikes=[np.concatenate([p[l] for p in o]) for l in range(len(o[0]))]) for o in out]
