@@ -180,7 +180,8 @@ def cmd_import(args) -> int:
             raise
     fl = nx.from_nir(src, dt=args.dt, peer=args.peer)
     save_torch(Path(args.out), fl.state_dict())
-    print(f"float model: {args.out} (state dict, {' -> '.join(map(str, [fl.n_in] + [m.spec.n_out for m in fl.modules_in_order]))}); "
+    sizes = " -> ".join(map(str, [fl.n_in] + [m.spec.n_out for m in fl.modules_in_order]))
+    print(f"float model: {args.out} (state dict, {sizes}); "
           f"deploy it with a config whose model is {{nir: {src}, peer: {args.peer}}}")
     return 0
 

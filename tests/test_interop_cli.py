@@ -8,7 +8,6 @@ import torch
 import yaml
 
 import neurohw
-from neurohw import chip
 from neurohw.cli import main
 from neurohw.config import ConfigError, load_config
 from neurohw.interop import nir as nx

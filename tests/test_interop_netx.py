@@ -187,7 +187,8 @@ def test_slayer_trained_network_imports_and_matches_netx_in_lava(tmp_path):
     rng = np.random.default_rng(0)
     n_in, T, N = 12, 24, 64
     labels = rng.integers(0, 2, N)
-    rates = np.where(labels[:, None] == 1, np.r_[np.full(6, .5), np.full(6, .05)], np.r_[np.full(6, .05), np.full(6, .5)])
+    hi_lo, lo_hi = np.r_[np.full(6, .5), np.full(6, .05)], np.r_[np.full(6, .05), np.full(6, .5)]
+    rates = np.where(labels[:, None] == 1, hi_lo, lo_hi)
     x = (rng.random((N, T, n_in)) < rates[:, None, :]).astype(np.float32)
     params = dict(threshold=1.0, current_decay=0.25, voltage_decay=0.03, requires_grad=False)
 

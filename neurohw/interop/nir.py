@@ -150,7 +150,8 @@ def int_from_nir(graph_or_path, dt: float | None = None) -> IntNetwork:
         rec = None if m.rec is None else np.round(m.rec.detach().double().numpy() / q_rec).astype(np.int16)
         layers.append(IntLayer(
             weights=np.round(w).astype(np.int16), weight_exp=int(md["weight_exp"][0]),
-            num_weight_bits=int(md["num_weight_bits"][0]), du=int(md["du"][0]), dv=int(md["dv"][0]), vth=int(md["vth"][0]),
+            num_weight_bits=int(md["num_weight_bits"][0]), du=int(md["du"][0]), dv=int(md["dv"][0]),
+            vth=int(md["vth"][0]),
             bias_mant=mant.astype(np.int16), bias_exp=bexp.astype(np.int8), rec_weights=rec,
             rec_weight_exp=int(md["rec_weight_exp"][0]), rec_num_weight_bits=int(md["rec_num_weight_bits"][0])))
     return IntNetwork(n_in=net.n_in, layers=layers)
