@@ -304,3 +304,36 @@ def test_recurrent_and_per_neuron_thresholds_match_norse(tmp_path):
     theirs = np.stack(out, 1)
     assert theirs.sum() > 10
     assert (nx.align(mine, 0)[:, :30] == theirs).mean() >= 0.99
+
+
+def test_snntorch_synaptic_exported_as_cubalif_matches_neurohw():
+    """snnTorch's Synaptic (syn = a syn + I, mem = b mem + syn: u then v, as the chip) written
+    as NIR CubaLIF by snnTorch: neurohw's import reproduces snnTorch's own run."""
+    import snntorch as snn
+    from snntorch import utils
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    kw = dict(reset_mechanism="zero", reset_delay=False, init_hidden=True)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8, bias=False),
+        snn.Synaptic(alpha=torch.full((8,), 0.75), beta=torch.full((8,), BETA), threshold=torch.ones(8), **kw),
+        torch.nn.Linear(8, 4, bias=False),
+        snn.Synaptic(alpha=torch.full((4,), 0.75), beta=torch.full((4,), BETA), threshold=torch.ones(4),
+                     output=True, **kw))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3)
+    x = (torch.rand(5, 30, 6) < 0.4).float()
+    utils.reset(net)
+    with torch.no_grad():
+        theirs = torch.stack([net(x[:, t])[0] for t in range(30)], 1).numpy()
+    g = export_to_nir(net, torch.zeros(1, 6), ignore_dims=[0])
+    assert [type(v).__name__ for v in g.nodes.values()].count("CubaLIF") == 2
+    fl = nx.from_nir(g, peer="snntorch")
+    assert [(m.spec.du, m.spec.dv) for m in fl.layers] == [(1023, 512)] * 2     # a_u = 1/4, a_v = 1/8
+    with torch.no_grad():
+        ours = fl(torch.cat([x, torch.zeros(5, 2, 6)], 1))["spikes"][-1].numpy()
+    assert theirs.sum() > 50
+    assert (nx.align(ours, 1)[:, :30] == theirs).mean() >= 0.999
