@@ -71,5 +71,10 @@ bench-lava: setup
 
 # issue 11: conv / pool / delay parity against Lava on 204 random networks, 17 Lava runs
 # (19.6 min wall on 2 loaded cores)
+# snnTorch / Norse nets onto the chip through NIR and back (benchmarks/interop_results.txt).
+bench-interop: setup
+	$(BIN)/python benchmarks/interop.py
+
+# issue 11: conv / pool / delay parity against Lava on 204 random networks (slow: ~10 min CPU)
 bench-parity-projections: setup
 	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava

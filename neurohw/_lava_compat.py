@@ -8,14 +8,22 @@
    raises once anything (Numba's parallel launch does) has fixed the start method, even
    to 'fork'. We let it pass when the method already is 'fork'.
 
+3. lava-dl 0.6.0's ``lava.lib.dl.slayer`` imports ``object_detection`` unconditionally, which
+   needs cv2 and torchvision (not installed here, not needed by slayer's blocks or netx). When
+   either is missing we serve a stub module in its place; touching any name in it raises an
+   ImportError that names the missing packages. (lava-dl needs fix 1 too: it imports lava-nc.)
+
 The hook is a meta-path finder installed when neurohw is imported, before lava is: it
-compiles those two modules from their patched source. site-packages is never touched.
+compiles the patched modules from their patched source and serves the stub. site-packages is
+never touched.
 """
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
+import types
 
 PATCHES = {
     "lava.magma.compiler.var_model": (
@@ -24,6 +32,34 @@ PATCHES = {
         "mp.set_start_method('fork')",
         "mp.set_start_method('fork', force=mp.get_start_method(allow_none=True) == 'fork')"),
 }
+
+# module -> the optional packages it imports; stubbed when any of them is missing
+STUBS = {"lava.lib.dl.slayer.object_detection": ("cv2", "torchvision")}
+
+
+class _StubModule(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ImportError(f"{self.__name__}.{name}: this lava-dl module needs {', '.join(self.__missing__)}, "
+                          f"which are not installed (neurohw stubbed the module so that slayer imports)")
+
+
+class _StubLoader(importlib.abc.Loader):
+    def __init__(self, missing):
+        self.missing = missing
+
+    def create_module(self, spec):
+        mod = _StubModule(spec.name)
+        mod.__missing__ = self.missing
+        return mod
+
+    def exec_module(self, module):
+        pass
+
+
+def _missing(packages) -> tuple[str, ...]:
+    return tuple(p for p in packages if p not in sys.modules and importlib.util.find_spec(p) is None)
 
 
 class _PatchedLoader(importlib.machinery.SourceFileLoader):
@@ -36,6 +72,9 @@ class _PatchedLoader(importlib.machinery.SourceFileLoader):
 
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
+        if fullname in STUBS:
+            missing = _missing(STUBS[fullname])
+            return importlib.machinery.ModuleSpec(fullname, _StubLoader(missing)) if missing else None
         if fullname not in PATCHES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)

@@ -179,6 +179,61 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """A bundle or a run directory to netx HDF5 (the IntNetwork) or NIR (a run's float model,
+    a bundle's exact float equivalent)."""
+    from .network import load_bundle
+    src = Path(args.source)
+    run_dir = (src / "config.json").exists()
+    if args.format == "netx":
+        from .interop import netx
+        net = load_bundle(src / "bundle" if run_dir else src)
+        netx.export(net, args.out)
+        print(f"netx: wrote {args.out} ({len(net.layers)} dense blocks); load it with "
+              f"netx.hdf5.Network({args.out!r}, input_message_bits={net.input_message_bits})")
+        return 0
+    from .interop import nir as nx
+    if run_dir:
+        from .pipeline import Run, load_float
+        cfg, _ = _config(str(src), None)
+        g = nx.to_nir(load_float(Run(cfg, src, progress=False)), dt=args.dt, fold_r=args.fold_r)
+    else:
+        g = nx.int_to_nir(load_bundle(src), dt=args.dt, fold_r=args.fold_r)
+    nx.write(g, args.out)
+    print(f"nir: wrote {args.out} ({len(g.nodes)} nodes) at dt = {args.dt:g} s")
+    return 0
+
+
+def cmd_import(args) -> int:
+    """A netx HDF5 file or a NIR graph to a bundle (netx; NIR written by neurohw.int_to_nir), or
+    to a float model (other NIR graphs: quantize it through a `model: {nir: FILE}` config)."""
+    src = Path(args.file)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: file not found")
+    if args.format == "netx" or (args.format is None and src.suffix in (".h5", ".hdf5")):
+        from .interop import netx
+        net = netx.load(src)
+        net.save(args.out)
+        print(f"bundle: {args.out} ({' -> '.join(map(str, net.sizes))})")
+        return 0
+    from ._io import save_torch
+    from .interop import nir as nx
+    try:
+        net = nx.int_from_nir(src, dt=args.dt)
+        net.save(args.out)
+        print(f"bundle: {args.out} ({' -> '.join(map(str, net.sizes))}), exact (neurohw metadata)")
+        return 0
+    except nx.NirError as e:
+        if "no neurohw metadata" not in str(e):
+            raise
+    fl = nx.from_nir(src, dt=args.dt, peer=args.peer)
+    save_torch(Path(args.out), fl.state_dict())
+    sizes = " -> ".join(map(str, [fl.n_in] + [m.spec.n_out for m in fl.modules_in_order]))
+    print(f"float model: {args.out} (state dict, {sizes}); "
+          f"deploy it with a config whose model is {{nir: {src}, peer: {args.peer}}}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="neurohw", description="Train spiking networks, deploy them to the chip's "
                                  "integer model and to Lava, and check that they agree.")
@@ -210,6 +265,21 @@ def main(argv=None) -> int:
     p.add_argument("target", help="a deploy bundle (with expected outputs) or a run directory")
     p.add_argument("--no-lava", action="store_true", help="skip Lava (emulator and trainer only)")
     p.set_defaults(fn=cmd_parity)
+    p = sub.add_parser("export", help="a bundle or run to lava-dl netx HDF5 or NIR")
+    p.add_argument("source", help="a bundle directory or a run directory")
+    p.add_argument("--format", required=True, choices=("netx", "nir"))
+    p.add_argument("out", help="output file (.h5 for netx, .nir for NIR)")
+    p.add_argument("--dt", type=float, default=1e-4, help="NIR time step in seconds (default 1e-4)")
+    p.add_argument("--fold-r", action="store_true", help="NIR: r = 1, scale in the weights (for Norse)")
+    p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("import", help="a netx HDF5 or NIR file to a bundle (or a float model)")
+    p.add_argument("file")
+    p.add_argument("out", help="bundle directory (netx, neurohw NIR) or float model .pt (other NIR)")
+    p.add_argument("--format", choices=("netx", "nir"), help="default: from the suffix (.h5/.hdf5 = netx)")
+    p.add_argument("--dt", type=float, default=None, help="NIR time step in seconds (default: the peer's)")
+    p.add_argument("--peer", default="neurohw", choices=("neurohw", "snntorch", "norse"),
+                   help="who wrote the NIR file (its dt default and known faults)")
+    p.set_defaults(fn=cmd_import)
 
     p = sub.add_parser("fit", help="will it fit: map a bundle onto a chip's cores (exit 1 if it cannot)")
     p.add_argument("target", help="a bundle or a run directory")

@@ -39,7 +39,9 @@ SECTIONS = ("data", "model", "neuron", "train", "quant", "deploy", "parity")
 
 TOP_KEYS = ("name", "seed", "out_dir") + SECTIONS
 DATA_KEYS = ("task", "encoding", "steps", "t_max", "rate_max", "n_train", "n_test")
-MODEL_KEYS = ("spec", "layers", "readout")
+MODEL_KEYS = ("spec", "layers", "readout") + ("nir", "netx", "dt", "peer", "sha256")
+MODEL_FILE_KINDS = ("nir", "netx")
+NIR_PEERS = ("neurohw", "snntorch", "norse")
 SPEC_KEYS = ("layers", "readout", "n_in")
 LAYER_KEYS = ("n", "du", "dv", "vth", "recurrent")
 READOUT_KEYS = ("n", "du", "dv")
@@ -81,15 +83,36 @@ class LayerConfig:
 
 
 @dataclass(frozen=True)
+class ModelFile:
+    """`model: {nir: path, dt, peer}` or `model: {netx: path}`; sha256 pins the file's content."""
+    kind: str
+    path: str
+    sha256: str
+    dt: float | None = None
+    peer: str = "neurohw"
+
+    def to_dict(self) -> dict:
+        d = {self.kind: self.path, "sha256": self.sha256}
+        if self.kind == "nir":
+            d.update(dt=self.dt, peer=self.peer)
+        return d
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     layers: tuple[LayerConfig, ...]
     readout: LayerConfig | None = None   # non-spiking readout (vth / recurrent unused)
     # Where the layers came from, for logs only: equality and hashes look at the layers, so a
     # spec file and the same layers written inline are the same model.
     spec: str | None = field(default=None, compare=False)
+    # A model read from a NIR or netx file (neurohw.interop): then `layers` holds only the output
+    # layer (its size, for validation) and the pipeline builds the network from the file.
+    file: ModelFile | None = None
 
     def to_dict(self) -> dict:
         ro = self.readout
+        if self.file is not None:
+            return self.file.to_dict()
         return {"layers": [asdict(l) for l in self.layers],
                 "readout": None if ro is None else {"n": ro.n, "du": ro.du, "dv": ro.dv}}
 
@@ -411,8 +434,68 @@ def _find_spec(m: _Map, spec: str, base_dir: Path | None) -> Path:
                  "a path to a model YAML, relative to the config's directory or the working directory")
 
 
+def _file_outputs(kind: str, path: Path) -> tuple[int, bool, int]:
+    """(output size, has a non-spiking readout, n_in) of a NIR / netx model file, read plainly."""
+    import numpy as np
+    if kind == "netx":
+        import h5py
+        with h5py.File(path, "r") as f:
+            g = f["layer"]
+            shapes = [int(np.prod(g[k]["shape"][()])) for k in sorted(g, key=int) if "shape" in g[k]]
+            return shapes[-1], False, shapes[0]
+    import nir
+    g = nir.read(str(path))
+    out = [k for k, v in g.nodes.items() if type(v).__name__ == "Output"]
+    inp = [v for v in g.nodes.values() if type(v).__name__ == "Input"]
+    last = [a for a, b in g.edges if out and b == out[0]]
+    if len(out) != 1 or len(last) != 1 or len(inp) != 1:
+        raise ValueError("needs one Input and one Output node fed by one node")
+    node = g.nodes[last[0]]
+    n_out = int(np.prod(list(g.nodes[out[0]].output_type.values())[0]))
+    n_in = int(np.prod(list(inp[0].input_type.values())[0]))
+    return n_out, type(node).__name__ in ("LI", "CubaLI"), n_in
+
+
+def _parse_model_file(m: _Map, base_dir: Path | None) -> tuple[ModelConfig, str, int | None]:
+    kinds = [k for k in MODEL_FILE_KINDS if m.given(k)]
+    allowed = "exactly one of model.spec, model.layers, model.nir, model.netx"
+    if len(kinds) > 1 or m.given("spec") or m.given("layers") or m.given("readout"):
+        other = next(k for k in ("spec", "layers", "readout") + MODEL_FILE_KINDS if m.given(k) and k != kinds[0])
+        raise m.fail(other, m.raw[other], f"is given together with model.{kinds[0]}", allowed)
+    kind = kinds[0]
+    p = Path(m.str_(kind, _REQUIRED))
+    cands = [p] if p.is_absolute() else ([Path(base_dir) / p] if base_dir is not None else []) + [Path.cwd() / p]
+    path = next((c for c in cands if c.is_file()), None)
+    if path is None:
+        raise m.fail(kind, str(p), f"file not found (looked for {', '.join(str(c) for c in cands)})",
+                     f"a path to a {'NIR (.nir)' if kind == 'nir' else 'netx HDF5 (.h5)'} file")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if m.given("sha256") and m.raw["sha256"] != digest:
+        raise m.fail("sha256", m.raw["sha256"], f"does not match {path} (sha256 {digest[:12]}...): the file changed",
+                     "the sha256 of the file, or no sha256")
+    if kind == "netx" and (m.given("dt") or m.given("peer")):
+        raise m.fail("dt" if m.given("dt") else "peer", m.raw.get("dt", m.raw.get("peer")),
+                     "applies to model.nir only", "no dt / peer with model.netx")
+    dt = m.float_("dt", None, gt=0, nullable=True) if kind == "nir" else None
+    peer = m.choice("peer", "neurohw", NIR_PEERS) if kind == "nir" else "neurohw"
+    try:
+        n_out, readout, n_in = _file_outputs(kind, path)
+    except Exception as e:  # noqa: BLE001 - any reader failure is a config error naming the key
+        raise m.fail(kind, str(p), f"cannot be read as a {kind} model ({_one_line(str(e))})",
+                     f"a {kind} file neurohw.interop can import") from None
+    last = LayerConfig(n=n_out)
+    mf = ModelFile(kind=kind, path=str(path.resolve()), sha256=digest, dt=dt, peer=peer)
+    return (ModelConfig(layers=() if readout else (last,), readout=last if readout else None, file=mf),
+            m.path, n_in)
+
+
 def _parse_model(m: _Map, base_dir: Path | None) -> tuple[ModelConfig, str, int | None]:
     """Returns the model, the key path its layers live under (for later messages) and spec n_in."""
+    if any(m.given(k) for k in MODEL_FILE_KINDS):
+        return _parse_model_file(m, base_dir)
+    for k in ("dt", "peer", "sha256"):
+        if m.given(k):
+            raise m.fail(k, m.raw[k], "applies to a model file only", "model.nir (dt, peer) or model.netx")
     has_spec, has_layers = m.given("spec"), m.given("layers")
     allowed = "exactly one of model.spec (path to a model YAML) or model.layers (inline list)"
     if has_spec and has_layers:

@@ -115,12 +115,33 @@ def resume_dir(run: Run, stage: str, name: str) -> Path:
     return path
 
 
+def file_model(cfg: Config):
+    """A `model: {nir: ...}` / `{netx: ...}` config's float network, and for netx the imported
+    IntNetwork with the plans that reproduce it exactly (neurohw.interop)."""
+    f = cfg.model.file
+    if f.kind == "nir":
+        from .interop.nir import from_nir
+        net, exact = from_nir(f.path, dt=f.dt, peer=f.peer), None
+    else:
+        from .interop.netx import load
+        inet = load(f.path)
+        net, plans = quant.from_int_network(inet)
+        exact = (inet, plans)
+    if net.n_in != cfg.n_in:
+        raise ValueError(f"model.{f.kind} = {f.path}: the network takes {net.n_in} inputs, "
+                         f"data.task = {cfg.data.task!r} gives {cfg.n_in}")
+    return net, exact
+
+
 def stage_train(run: Run) -> list[str]:
     cfg, d = run.cfg, load_data(run)
     ckpt_dir = resume_dir(run, "train", "train")
     torch.manual_seed(cfg.seed)
-    net = tasks.build_model(cfg)
-    fluctuation_init(net, d.x_train[:512], xi=cfg.train.init_xi, seed=cfg.seed)
+    if cfg.model.file is not None:            # an imported network: fine-tuned only if train.epochs > 0
+        net = file_model(cfg)[0]
+    else:
+        net = tasks.build_model(cfg)
+        fluctuation_init(net, d.x_train[:512], xi=cfg.train.init_xi, seed=cfg.seed)
     t0 = time.perf_counter()
     metrics = _fit(run, net, d, _train_cfg(cfg, cfg.train.epochs, cfg.train.lr), ckpt_dir)
     metrics["seconds"] = time.perf_counter() - t0
@@ -130,7 +151,7 @@ def stage_train(run: Run) -> list[str]:
 
 
 def load_float(run: Run, name: str = "float_model.pt"):
-    net = tasks.build_model(run.cfg)
+    net = file_model(run.cfg)[0] if run.cfg.model.file is not None else tasks.build_model(run.cfg)
     net.load_state_dict(torch.load(run.dir / name, weights_only=False))
     return net
 
@@ -148,7 +169,10 @@ def load_plans(run: Run) -> list:
 def stage_quantize(run: Run) -> list[str]:
     cfg, d = run.cfg, load_data(run)
     net = load_float(run)
-    plans = quant.plan(net, d.x_train[:512], bits=cfg.quant.weight_bits, noise_seed=cfg.neuron.noise_seed)
+    exact = (cfg.model.file is not None and cfg.model.file.kind == "netx" and cfg.train.epochs == 0
+             and cfg.quant.qat_epochs == 0)         # a netx file is already on the chip: keep it exactly
+    plans = (file_model(cfg)[1][1] if exact else
+             quant.plan(net, d.x_train[:512], bits=cfg.quant.weight_bits, noise_seed=cfg.neuron.noise_seed))
     qat = {}
     if cfg.quant.qat_epochs > 0:
         # fake-quantized float forward, or (qat_hw_exact) the chip's own integer forward, which
@@ -161,7 +185,7 @@ def stage_quantize(run: Run) -> list[str]:
     quant.attach(net, plans)
     qat_score = tasks.score_float(cfg, net, d.x_test, d.y_test)     # the fake-quantized float net
     quant.attach(net, None)
-    inet = quant.to_int_network(net, plans, name=cfg.name)
+    inet = file_model(cfg)[1][0] if exact else quant.to_int_network(net, plans, name=cfg.name)
     rows = quant.report(net, plans, d.x_train[:256])
     save_torch(run.dir / "quant_model.pt", net.state_dict())
     write_json(run.dir / "plans.json", [quant.plan_to_dict(p) for p in plans])
