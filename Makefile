@@ -58,3 +58,8 @@ deploy: setup
 
 clean:
 	rm -rf $(VENV)
+
+# Gradient estimators (surrogate, score, mixed) against exact and finite-difference references.
+.PHONY: bench-gradients
+bench-gradients: setup
+	$(BIN)/python benchmarks/gradients.py
