@@ -153,8 +153,8 @@ def test_unbiased_estimator_agrees_with_finite_differences():
     from neurohw.grad.audit import AuditSettings, audit
     torch.set_num_threads(1)
     net, x, y = _tiny()
-    s = AuditSettings(batch=16, paths=8, reps=6, directions=2, fd_reps=10, fd_paths=16, h=0.05,
-                      path_grid=(2, 8), grid_reps=3, estimators=("surrogate", "score_plain", "mixed"))
+    s = AuditSettings(batch=16, paths=8, reps=12, directions=3, fd_reps=20, fd_paths=16, h=0.02,
+                      path_grid=(2, 8), grid_reps=3, estimators=("surrogate", "score_plain", "mixed"), seed=1)
     res = audit(net, x[:16], y[:16], _loss, s)
     for row in res["estimators"]["mixed"]["per_layer"]:
         assert row["agree"], row

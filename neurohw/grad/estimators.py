@@ -159,6 +159,18 @@ def _loo_mean(a: torch.Tensor) -> torch.Tensor:
     return (a.sum(0, keepdim=True) - a) / (K - 1)
 
 
+def _cv_coefficient(adv: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The control variate's scale for each sample b ([B]): the least-squares slope of the
+    baselined loss on M over the paths of the *other* samples (independent of sample b's paths,
+    so the estimate stays unbiased); 1 (MuProp's) for a batch of one."""
+    B = adv.shape[1]
+    if B < 2:
+        return adv.new_ones(B)
+    sxy, syy = (adv * m).sum(0), (m * m).sum(0)                    # per sample, over its paths
+    num, den = sxy.sum() - sxy, syy.sum() - syy
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(den))
+
+
 def gradient(net, x: torch.Tensor, y: torch.Tensor, loss_fn, estimator: str = "surrogate", paths: int = 1,
              generator: torch.Generator | None = None, ids=None):
     """One gradient estimate of E[loss_fn(net(x), y)] from `paths` sampled paths per sample.
@@ -196,8 +208,10 @@ def gradient(net, x: torch.Tensor, y: torch.Tensor, loss_fn, estimator: str = "s
             gbar = _loo_mean(g.detach().view(paths, B, -1)).reshape(g.shape)   # slopes of the other paths
             p = e.f(xv)
             m = m + (gbar * (s - p.detach())).view(paths, B, -1).sum(-1)
-            extra = extra + (gbar * p).sum()
-        adv = adv - m
+            extra = extra + (gbar * p).reshape(paths * B, -1).sum(-1)          # [K * B]
+        c = _cv_coefficient(adv, m)                                # [B], from the other samples
+        adv = adv - c * m
+        extra = (extra * c.repeat(paths)).sum()
     logp = tape.log_prob()                                         # [K * B]
     objective = (ell.sum() + (logp * adv.reshape(-1)).sum() + extra) / (paths * B)
     grads = torch.autograd.grad(objective, params, allow_unused=True)
