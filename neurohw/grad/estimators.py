@@ -12,12 +12,15 @@ neurons, and the likelihood-ratio identity gives unbiased gradients of the expec
   mixed      score with the surrogate as a control variate whose mean is added back analytically
              (the linear control variate of MuProp, Gu, Levine, Sutskever & Mnih 2016, with its
              slopes taken from the surrogate gradients of the other K - 1 paths):
-               g = dL/dtheta|spikes fixed + sum_u dlog P(s_u)/dtheta * (L - b - M) + sum_u G_u dp_u/dtheta,
+               g = dL/dtheta|spikes fixed + sum_u dlog P(s_u)/dtheta * (L - b - c M) + c sum_u G_u dp_u/dtheta,
                M = sum_u G_u (s_u - p_u),
              u runs over every sampled spike, G_u = mean over the other paths of dL/ds_u (the
              surrogate's slope). Each term G_u (s_u - p_u) has conditional mean zero given the
              path before u's step, so E[dlog P(s_u) * M] = G_u E[dp_u] (only u's own term
-             survives), which the last sum adds back: unbiased for any G independent of the path.
+             survives), which the last sum adds back: unbiased for any G and c independent of the
+             path. c scales the control variate per sample: the least-squares slope of L - b on M
+             over the paths of the other samples (the surrogate's slopes ignore the reset and
+             overshoot a spike's effect on a long run; c = 1 is MuProp's choice).
   score_plain  the likelihood ratio without baseline: the reference for the variance reduction.
 
 All run batched: the K paths of a batch go through one forward of K * B rows, with the noise
