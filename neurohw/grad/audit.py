@@ -200,6 +200,10 @@ def plot(res: dict, path) -> None:
             if curve:
                 ax[li].loglog([c["paths"] for c in curve], [c["variance"][li] for c in curve], "o-",
                               color=f"C{k}", label=est)
+        grid = sorted({c["paths"] for curve in res["variance_vs_paths"].values() for c in curve})
+        ax[li].minorticks_off()
+        ax[li].set_xticks(grid)
+        ax[li].set_xticklabels([str(k) for k in grid])
         ax[li].set(title=f"{name}: estimator variance", xlabel="paths per sample", ylabel="variance (sum)")
         ax[li].legend(fontsize=7)
     ests = list(res["estimators"])
