@@ -136,6 +136,7 @@ def audit(net, x: torch.Tensor, y: torch.Tensor, loss_fn, s: AuditSettings = Aud
             rows.append(dict(layer=name, cosine_fd=float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30)),
                              rel_err_fd=float(np.linalg.norm(a - b) / (np.linalg.norm(b) + 1e-30)),
                              max_z=float(z.max()), agree=bool(z.max() <= Z_AGREE),
+                             projections=a.tolist(), projections_se=pse[k].tolist(),
                              variance=float(gl.var(0).sum()), mean_norm=float(gl.mean(0).norm())))
         res["estimators"][est] = dict(per_layer=rows, seconds_per_call=sec,
                                       seconds_per_path=sec / (s.paths * x.shape[0]))
