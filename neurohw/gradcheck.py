@@ -7,7 +7,6 @@ into the run directory (the run's report shows them from then on).
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -111,6 +110,3 @@ def settings_from_args(args) -> AuditSettings:
         raise ValueError(f"gradcheck: --h = {s.h} must be in (0, 1] (a fraction of each layer's parameter norm)")
     return s
 
-
-def summary(res: dict) -> str:
-    return json.dumps({e: [round(r["cosine_fd"], 3) for r in v["per_layer"]] for e, v in res["estimators"].items()})

@@ -31,7 +31,6 @@ estimators are then unbiased for that model of the chip's noise.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -226,9 +225,3 @@ def grads_to_params(net, grads) -> None:
     for p, g in zip(_params(net), grads):
         p.grad = torch.zeros_like(p) if g is None else g.detach().clone()
 
-
-def timed_gradient(*args, **kw):
-    """gradient(...) and its wall time in seconds."""
-    t0 = time.perf_counter()
-    res = gradient(*args, **kw)
-    return res, time.perf_counter() - t0
