@@ -178,3 +178,22 @@ def test_gradcheck_command(tmp_path):
     assert (tmp_path / "run" / "gradcheck.png").stat().st_size > 1000
     assert "| layer 0 | mixed |" in (tmp_path / "run" / "gradcheck.md").read_text()
     assert main(["gradcheck", str(tmp_path / "c.yaml"), "--paths", "1"]) == 1       # one-line error
+
+
+def test_pipeline_trains_with_mixed_and_the_report_shows_the_audit(tmp_path):
+    """A stochastic config trained with `mixed` (float) and QAT'd with it on the hardware-exact
+    net runs end to end with parity; `gradcheck RUN --hw` audits the trained net, times the
+    estimators on its hardware-exact net, and the run's report carries the audit."""
+    from neurohw import cli, pipeline
+    d = _cfg(estimator="mixed", paths=2)
+    d.update(out_dir=str(tmp_path / "run"), quant={"qat_epochs": 1, "qat_hw_exact": True})
+    run = pipeline.run_pipeline(parse_config(d), progress=False)
+    assert json.loads((run.dir / "report.json").read_text())["parity"]["ok"]
+    assert json.loads((run.dir / "train_metrics.json").read_text())["config"]["estimator"] == "mixed"
+    assert cli.main(["gradcheck", str(run.dir), "--quick", "--quiet", "--hw", "--batch", "4", "--reps", "3",
+                     "--fd-reps", "3", "--directions", "1"]) == 0
+    res = json.loads((run.dir / "gradcheck.json").read_text())
+    assert res["network"] == "trained" and set(res["hw_seconds_per_path"]) == {"surrogate", "score", "mixed"}
+    assert cli.main(["report", str(run.dir), "--quiet"]) == 0
+    md = (run.dir / "report.md").read_text()
+    assert "## Gradient audit" in md and "| layer 0 | mixed |" in md and "gradcheck.png" in md
