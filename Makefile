@@ -78,3 +78,7 @@ bench-interop: setup
 # issue 11: conv / pool / delay parity against Lava on 204 random networks (slow: ~10 min CPU)
 bench-parity-projections: setup
 	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava
+# Gradient estimators (surrogate, score, mixed) against exact and finite-difference references.
+.PHONY: bench-gradients
+bench-gradients: setup
+	$(BIN)/python benchmarks/gradients.py

@@ -1,4 +1,5 @@
-"""The `neurohw` command: validate | run | train | quantize | emulate | lava-run | parity | report | fit.
+"""The `neurohw` command: validate | run | train | quantize | emulate | lava-run | parity | report | fit |
+export | import | gradcheck.
 
 Failures print one line and exit 1 (2 for usage errors, 130 when interrupted); --debug shows
 the traceback instead.
@@ -234,6 +235,17 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_gradcheck(args) -> int:
+    """The gradient audit (neurohw.grad): every estimator against finite differences, per layer."""
+    from .gradcheck import markdown, run_gradcheck, settings_from_args
+    cfg, out = _config(args.target, args.out)
+    settings = settings_from_args(args)
+    res = run_gradcheck(cfg, Path(out), settings, hw=args.hw, progress=None if args.quiet else print)
+    print(markdown(res))
+    print(f"wrote {Path(out) / 'gradcheck.json'}, gradcheck.md, gradcheck.png")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="neurohw", description="Train spiking networks, deploy them to the chip's "
                                  "integer model and to Lava, and check that they agree.")
@@ -288,6 +300,20 @@ def main(argv=None) -> int:
     p.add_argument("--energy", action="store_true", help="also SANA-FE energy and latency on the stored inputs")
     p.add_argument("--json", help="write the numbers to this JSON file")
     p.set_defaults(fn=cmd_fit)
+
+    p = sub.add_parser("gradcheck", help="audit the gradient estimators (surrogate, score, mixed) against "
+                       "finite differences of the expected loss, per layer")
+    p.add_argument("target", help="config YAML (initialized network) or a run directory (trained network)")
+    p.add_argument("--out", help="directory for gradcheck.json/.md/.png (default: the run directory)")
+    p.add_argument("--quick", action="store_true", help="small settings (about a tenth of the time)")
+    for k, typ, h in (("batch", int, "input samples"), ("paths", int, "paths per estimate"),
+                      ("reps", int, "estimates per estimator"), ("directions", int, "FD directions per layer"),
+                      ("fd-reps", int, "FD repetitions"), ("fd-paths", int, "paths per FD evaluation"),
+                      ("h", float, "FD step, fraction of the layer's parameter norm"), ("seed", int, "seed")):
+        p.add_argument(f"--{k}", type=typ, help=h)
+    p.add_argument("--hw", action="store_true", help="also time the estimators on the hardware-exact net")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(fn=cmd_gradcheck)
 
     args = ap.parse_args(argv)
     try:

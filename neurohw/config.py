@@ -48,7 +48,8 @@ READOUT_KEYS = ("n", "du", "dv")
 NEURON_KEYS = ("stochastic", "escape", "beta", "surrogate", "surrogate_beta", "scale_by_beta",
                "detach_reset", "noise_seed")
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "clip", "trials", "loss", "init_xi", "rate_low",
-              "rate_high", "rate_strength")
+              "rate_high", "rate_strength", "estimator", "paths")
+ESTIMATORS = ("surrogate", "score", "mixed")      # neurohw.grad (docs/gradients.md)
 QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact")
 DEPLOY_KEYS = ("lava", "lava_samples")
 PARITY_KEYS = ("hw_exact", "samples")
@@ -142,6 +143,8 @@ class TrainSection:
     rate_low: float = 0.0
     rate_high: float = 1.0
     rate_strength: float = 0.0
+    estimator: str = "surrogate"   # gradient estimator (neurohw.grad); score and mixed sample `paths`
+    paths: int | None = None       # paths per sample for score / mixed (None: surrogate)
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ class Config:
         saved copy reproduces the run even if the spec file changes; parse_config(d) == self."""
         return {"name": self.name, "seed": self.seed, "out_dir": self.out_dir,
                 "data": asdict(self.data), "model": self.model.to_dict(),
-                "neuron": asdict(self.neuron), "train": asdict(self.train),
+                "neuron": asdict(self.neuron), "train": _train_dict(self.train),
                 "quant": asdict(self.quant), "deploy": asdict(self.deploy),
                 "parity": asdict(self.parity)}
 
@@ -210,6 +213,15 @@ class Config:
         payload = {"seed": self.seed, **{s: d[s] for s in sections}}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _train_dict(t: TrainSection) -> dict:
+    """asdict, leaving out the estimator keys while they hold their defaults, so that configs
+    written before they existed keep their section hashes (and their runs stay up to date)."""
+    d = asdict(t)
+    if t.estimator == "surrogate" and t.paths is None:
+        del d["estimator"], d["paths"]
+    return d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,7 +563,30 @@ def _parse_train(m: _Map, data: DataConfig, model: ModelConfig) -> TrainSection:
     if t.rate_low > t.rate_high:
         raise m.fail("rate_low", t.rate_low, f"must be <= train.rate_high = {t.rate_high!r}",
                      "0 <= rate_low <= rate_high <= 1")
-    return t
+    return _parse_estimator(m, t)
+
+
+def _parse_estimator(m: _Map, t: TrainSection) -> TrainSection:
+    """train.estimator and train.paths: score and mixed sample `paths` (>= 2, for the leave-one-out
+    baseline) paths per sample and replace `trials`; the surrogate averages `trials` paths."""
+    est = m.choice("estimator", "surrogate", ESTIMATORS)
+    if est == "surrogate":
+        if m.given("paths"):
+            raise m.fail("paths", m.raw["paths"], "only applies to train.estimator 'score' or 'mixed', but "
+                         "train.estimator = 'surrogate' (it averages train.trials paths)",
+                         "paths only with estimator 'score' or 'mixed' (omit it or set null)")
+        return t
+    if t.trials != 1:
+        raise m.fail("trials", t.trials, f"does not apply to train.estimator = {est!r} (it samples "
+                     "train.paths paths per update)", "1 (or omit it) with estimator 'score' or 'mixed'")
+    paths = m.int_("paths", 4, 2, 4096)
+    return TrainSection(**{**asdict(t), "estimator": est, "paths": paths})
+
+
+def _check_estimator(src: str, train: TrainSection, neuron: NeuronConfig) -> None:
+    if train.estimator != "surrogate" and not neuron.stochastic:
+        raise _fail(src, "train.estimator", train.estimator, "needs spikes of known probability, but "
+                    "neuron.stochastic = False", "'surrogate' for deterministic neurons, or neuron.stochastic: true")
 
 
 def _check_model_vs_task(src: str, data: DataConfig, model: ModelConfig, mpath: str,
@@ -616,6 +651,7 @@ def parse_config(d: dict, source: str = "<dict>", base_dir: Path | None = None) 
     pm = top.sub("parity", PARITY_KEYS)
     parity = ParityConfig(hw_exact=pm.bool_("hw_exact", True), samples=pm.int_("samples", 32, 1, 100000))
     _check_model_vs_task(source, data, model, mpath, spec_n_in, train.loss)
+    _check_estimator(source, train, neuron)
     return Config(name=name, seed=seed, out_dir=out_dir, data=data, model=model, neuron=neuron,
                   train=train, quant=quant, deploy=deploy, parity=parity, source=source)
 

@@ -92,7 +92,8 @@ def load_data(run: Run) -> tasks.TaskData:
 
 def _train_cfg(cfg: Config, epochs: int, lr: float) -> TrainConfig:
     t = cfg.train
-    return TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=lr, clip=t.clip, trials=t.trials, seed=cfg.seed)
+    return TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=lr, clip=t.clip, trials=t.trials, seed=cfg.seed,
+                       estimator=t.estimator, paths=t.paths or 4)
 
 
 def _fit(run: Run, net, d: tasks.TaskData, tc: TrainConfig, out_dir: Path) -> dict:

@@ -194,6 +194,8 @@ def write_report(run) -> list[str]:
     write_json(run.dir / "report.json", rep)
     files.append("report.json")
     md = _markdown(rep, files)
+    if (run.dir / "gradcheck.md").exists():        # written by `neurohw gradcheck RUN` (neurohw.grad)
+        md += "\n## Gradient audit\n\n" + (run.dir / "gradcheck.md").read_text()
     write_text(run.dir / "report.md", md)
     files.append("report.md")
     return files

@@ -69,7 +69,7 @@ class HwExactNet(nn.Module):
     def layers(self):
         return self.net.layers
 
-    def forward(self, x: torch.Tensor, generator=None, record: bool = False, sample_ids=None):
+    def forward(self, x: torch.Tensor, generator=None, record: bool = False, sample_ids=None, tape=None):
         B, T, _ = x.shape
         x = x.float()
         ids = np.arange(B, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
@@ -123,6 +123,8 @@ class HwExactNet(nn.Module):
                     u, v, xv = lif_step(u_g[l], v_g[l], a, du_f, dv_f, bias, vth)
                     if l < n_spiking:
                         s_g = spike_as(xv, s_t, spiking)
+                        if tape is not None:                # SpikingNet.forward's tape (neurohw.grad)
+                            s_g = tape(l, xv, s_g, spiking)
                         v = v * (1 - (s_g.detach() if spiking.detach_reset else s_g))
                     else:
                         s_g = x.new_zeros(B, n)

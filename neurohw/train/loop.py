@@ -23,6 +23,8 @@ class TrainConfig:
     clip: float = 1.0
     trials: int = 1            # sampled paths averaged per update (stochastic networks)
     seed: int = 0
+    estimator: str = "surrogate"   # or 'score' / 'mixed' (neurohw.grad), sampling `paths` paths
+    paths: int = 4
 
 
 def evaluate(net: SpikingNet, x: np.ndarray, y: np.ndarray, predict: Callable, batch_size: int = 256,
@@ -100,9 +102,16 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None
             yb = torch.as_tensor(y[idx])
             opt.zero_grad()
             # fresh on-chip noise draws each epoch and trial (hardware-exact nets)
-            ids = [idx + (epoch * cfg.trials + k) * len(x) for k in range(cfg.trials)]
-            loss = sum(loss_fn(net(xb, generator=gen, sample_ids=i), yb) for i in ids) / cfg.trials
-            loss.backward()
+            n_paths = cfg.trials if cfg.estimator == "surrogate" else cfg.paths
+            ids = [idx + (epoch * n_paths + k) * len(x) for k in range(n_paths)]
+            if cfg.estimator == "surrogate":
+                loss = sum(loss_fn(net(xb, generator=gen, sample_ids=i), yb) for i in ids) / cfg.trials
+                loss.backward()
+            else:                       # the estimator hook: the one import of neurohw.grad here
+                from ..grad import gradient, grads_to_params
+                value, grads = gradient(net, xb, yb, loss_fn, cfg.estimator, cfg.paths, generator=gen, ids=ids)
+                grads_to_params(net, grads)
+                loss = torch.tensor(value)
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
             opt.step()
             total += float(loss.detach()) * len(idx)

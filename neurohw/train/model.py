@@ -94,10 +94,12 @@ class SpikingNet(nn.Module):
         return list(self.layers) + ([self.readout] if self.readout is not None else [])
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, record: bool = False,
-                sample_ids=None):
+                sample_ids=None, tape=None):
         """x: [batch, steps, n_in] float. Returns dict with 'spikes' (per spiking layer [B, T, n]),
         'readout_v' ([B, T, n]) if a readout exists, and 'u', 'v' per layer (readout included)
-        when record=True. sample_ids is accepted for the hardware-exact net's interface."""
+        when record=True. sample_ids is accepted for the hardware-exact net's interface.
+        tape(layer, x, s, spiking) -> s, if given, sees every sampled spike with its x = v - vth and
+        returns the spike to use (neurohw.grad's estimators record log-probabilities with it)."""
         B, T, _ = x.shape
         mods = self.modules_in_order
         n_spiking = len(self.layers)
@@ -128,6 +130,8 @@ class SpikingNet(nn.Module):
                     u, v, xv = lif_step(u, v, a, du_f, dv_f, bias, vth)
                     if l < n_spiking:
                         s = spike(xv, spiking, generator)
+                        if tape is not None:
+                            s = tape(l, xv, s, spiking)
                         keep = 1 - (s.detach() if spiking.detach_reset else s)
                         v = v * keep
                     else:
