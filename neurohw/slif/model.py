@@ -96,14 +96,17 @@ class Draws:
 class SLIFResult:
     times: torch.Tensor     # [batch, neurons, n_record] first spike times, T where missing
     counts: torch.Tensor    # [batch, neurons] all spikes in [0, T] (or until the early stop)
+    v: torch.Tensor         # [batch, neurons] state at the end of the run
+    i: torch.Tensor
 
 
 def simulate(p: SLIFParams, c: torch.Tensor, draws: Draws, W: torch.Tensor | None = None,
              stop_when_recorded: bool = True, max_events_per_step: int = 1000) -> SLIFResult:
     """Run a batch of SLIF networks with exact event handling inside each Euler step.
 
-    c: constant input current, broadcastable to [batch, neurons]; W: [neurons, neurons] with
-    W[k, j] the jump of i_j at a spike of k (None: no synapses). Differentiable in c and W.
+    c: constant input current, broadcastable to [batch, neurons]; W: [neurons, neurons] (or one per
+    trajectory, [batch, neurons, neurons]) with W[k, j] the jump of i_j at a spike of k (None: no
+    synapses). Differentiable in c and W.
     stop_when_recorded: end the run once every neuron has n_record spikes (later spikes do not
     change the recorded times)."""
     steps, B, N = draws.dW.shape
@@ -111,7 +114,11 @@ def simulate(p: SLIFParams, c: torch.Tensor, draws: Draws, W: torch.Tensor | Non
         raise ValueError(f"slif: draws have {steps} steps, the run needs {p.steps}")
     dtype = draws.dW.dtype
     K, M = p.n_record, draws.log_u.shape[-1]
-    c = torch.as_tensor(c, dtype=dtype).expand(B, N) if not torch.is_tensor(c) else c.to(dtype).expand(B, N)
+    c = torch.as_tensor(c, dtype=dtype).expand(B, N)
+    if W is not None:
+        W = W.to(dtype)
+        if W.shape[-2:] != (N, N) or W.dim() not in (2, 3) or (W.dim() == 3 and W.shape[0] != B):
+            raise ValueError(f"slif: W has shape {tuple(W.shape)}; expected {(N, N)} or {(B, N, N)}")
     v = torch.zeros(B, N, dtype=dtype)
     i = torch.zeros(B, N, dtype=dtype)
     s = draws.log_u[:, :, 0] - p.alpha
@@ -150,7 +157,7 @@ def simulate(p: SLIFParams, c: torch.Tensor, draws: Draws, W: torch.Tensor | Non
             spk_f = spk.to(dtype)
             v = v - p.v_reset * spk_f
             if W is not None:
-                i = i + spk_f @ W.to(dtype)
+                i = i + (spk_f @ W if W.dim() == 2 else torch.bmm(spk_f.unsqueeze(1), W).squeeze(1))
             fresh = torch.gather(draws.log_u, 2, ((count + 1) % M).unsqueeze(-1)).squeeze(-1)
             s = torch.where(spk, fresh - p.alpha, s)
             count = count + spk.long()
@@ -159,7 +166,7 @@ def simulate(p: SLIFParams, c: torch.Tensor, draws: Draws, W: torch.Tensor | Non
             raise RuntimeError(f"slif: more than {max_events_per_step} events in step {n}")
         if stop_when_recorded and bool((count >= K).all()):
             break
-    return SLIFResult(times=times, counts=count)
+    return SLIFResult(times=times, counts=count, v=v, i=i)
 
 
 def single_neuron(p: SLIFParams, c, batch: int | None = None, draws: Draws | None = None,
