@@ -58,3 +58,7 @@ deploy: setup
 
 clean:
 	rm -rf $(VENV)
+
+# SLIF seed experiment (background.md 4a) against its sampling floor, + the 20-point gradient checks.
+bench-slif: setup
+	$(BIN)/python benchmarks/slif.py

@@ -19,19 +19,25 @@ from .model import Draws, SLIFParams
 
 
 @njit(cache=True)
-def _run(c, dW, log_u, K, steps, mu1, sigma, beta, vth, tau_s, v_cap, v_reset, alpha, T, dt):
+def _run(c, dW, log_u, K, steps, mu1, sigma, beta, vth, tau_s, v_cap, v_reset, alpha, T, dt, seed):
+    """seed < 0: read the draws dW [steps, B], log_u [B, M]; seed >= 0: draw them on the fly from
+    Numba's generator seeded with `seed` (fresh noise per optimizer step, nothing stored)."""
     B = c.shape[0]
     M = log_u.shape[1]
+    gen = seed >= 0
+    if gen:
+        np.random.seed(seed)
     times = np.full((B, K), T)
     dtimes = np.zeros((B, K))
     sq = math.sqrt(dt)
     for b in range(B):
         v, dv = 0.0, 0.0
-        s, ds = log_u[b, 0] - alpha, 0.0
+        s = (math.log(1.0 - np.random.random()) if gen else log_u[b, 0]) - alpha
+        ds = 0.0
         cnt = 0
         for n in range(steps):
             a, da = 0.0, 0.0
-            noise = sigma * sq * dW[n, b]
+            noise = sigma * sq * (np.random.standard_normal() if gen else dW[n, b])
             while True:
                 rem, drem = 1.0 - a, -da
                 x = v - vth
@@ -56,7 +62,8 @@ def _run(c, dW, log_u, K, steps, mu1, sigma, beta, vth, tau_s, v_cap, v_reset, a
                     dtimes[b, cnt] = da_new * dt
                 cnt += 1
                 v = v - v_reset
-                s, ds = log_u[b, cnt % M] - alpha, 0.0
+                s = (math.log(1.0 - np.random.random()) if gen else log_u[b, cnt % M]) - alpha
+                ds = 0.0
                 a, da = a_new, da_new
             if cnt >= K:
                 break
@@ -73,4 +80,13 @@ def single_neuron_grad(p: SLIFParams, c, draws: Draws) -> tuple[np.ndarray, np.n
     dW = np.ascontiguousarray(draws.dW[:, :, 0].double().numpy())
     log_u = np.ascontiguousarray(draws.log_u[:, 0, :].double().numpy())
     return _run(c, dW, log_u, p.n_record, p.steps, p.mu1, p.sigma, p.beta, p.vth, p.tau_s,
-                p.v_cap, p.v_reset, p.alpha, p.T, p.dt)
+                p.v_cap, p.v_reset, p.alpha, p.T, p.dt, -1)
+
+
+def single_neuron_grad_rng(p: SLIFParams, c, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """As `single_neuron_grad`, with the draws generated inside from `seed` (len(c) trajectories)."""
+    if p.mu2 != 0.0 or p.sigma_i != 0.0:
+        raise ValueError("slif.fast: the compiled single neuron has no synaptic current (mu2 = sigma_i = 0)")
+    c = np.ascontiguousarray(np.asarray(c, dtype=np.float64).reshape(-1))
+    return _run(c, np.zeros((1, 1)), np.zeros((1, 1)), p.n_record, p.steps, p.mu1, p.sigma, p.beta,
+                p.vth, p.tau_s, p.v_cap, p.v_reset, p.alpha, p.T, p.dt, int(seed))
