@@ -169,7 +169,7 @@ def train_exact(data, seeds, steps, loss_kind, ns=NS):
     return runs, hist
 
 
-def train_sg(data, seeds, steps):
+def train_sg(data, seeds, steps, lr=1e-3):
     """Baseline: neurohw's discrete-time sigmoid-escape LIF (v <- v (1 - dv) + u + bias, reset to 0)
     with surrogate gradient f', the same signature loss on its raster's first three spike times
     (t_k = dt * sum_t clamp(k - N_t, 0, 1), which passes the SG through the counts). Its fitted
@@ -178,7 +178,7 @@ def train_sg(data, seeds, steps):
     from neurohw.train.escape import Escape, Spiking, spike
     from neurohw.train.model import lif_step
     runs = Runs(seeds)
-    opt = torch.optim.RMSprop([runs.c], lr=1e-3, alpha=0.7, momentum=0.3)
+    opt = torch.optim.RMSprop([runs.c], lr=lr, alpha=0.7, momentum=0.3)
     hist = np.zeros((steps, len(runs.keys)))
     p0 = SLIFParams()
     dt, dv_f = p0.dt, p0.mu1 * p0.dt
@@ -219,7 +219,7 @@ def train_sg(data, seeds, steps):
 
 # ------------------------------------------------------------------------------------------------
 def summarize(name, runs, hist, data, fl, lines, results, sg_model=False):
-    c_hat = hist[-100:].mean(0)
+    c_hat = hist[-100:].mean(0)           # the mean of the last 100 iterates
     for sg in SIGMAS:
         p = SLIFParams(sigma=sg)
         crn = fl[sg, "crn"]
@@ -291,6 +291,7 @@ def main(argv=None):
     ap.add_argument("--draws", type=int, default=200)
     ap.add_argument("--losses", nargs="+", default=["sig", "mmd", "sg"], choices=["sig", "mmd", "sg"])
     ap.add_argument("--sg-steps", type=int, default=None, help="steps of the baseline (default --steps)")
+    ap.add_argument("--sg-lr", type=float, default=1e-3, help="RMSprop lr of the baseline")
     ap.add_argument("--mmd-seeds", type=int, default=None, help="seeds of the MMD runs (default --seeds)")
     ap.add_argument("--mmd-ns", type=int, nargs="+", default=list(NS), help="n of the MMD runs")
     ap.add_argument("--grad-points", type=int, default=20)
@@ -326,7 +327,7 @@ def main(argv=None):
     for name in a.losses:
         t1 = time.perf_counter()
         if name == "sg":
-            runs, hist = train_sg(data, a.seeds, a.sg_steps or a.steps)
+            runs, hist = train_sg(data, a.seeds, a.sg_steps or a.steps, a.sg_lr)
         else:
             seeds = a.mmd_seeds if (name == "mmd" and a.mmd_seeds) else a.seeds
             runs, hist = train_exact(data, seeds, a.steps, name, a.mmd_ns if name == "mmd" else NS)
