@@ -82,3 +82,6 @@ bench-parity-projections: setup
 .PHONY: bench-gradients
 bench-gradients: setup
 	$(BIN)/python benchmarks/gradients.py
+# SLIF seed experiment (background.md 4a) against its sampling floor, + the 20-point gradient checks.
+bench-slif: setup
+	$(BIN)/python benchmarks/slif.py

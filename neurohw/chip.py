@@ -55,7 +55,7 @@ DELAY_RANGE = (0, MAX_DELAY)
 
 # --- on-chip noise (neurohw's own, Loihi-style; see docs/noise.md) -------------------------
 NOISE_INJECT = ("none", "current", "voltage", "threshold")
-NOISE_DIST = ("uniform", "logistic")
+NOISE_DIST = ("uniform", "logistic", "gumbel")
 NOISE_R_BITS = 8                      # raw draw r in [0, 255]: the top 8 bits of the hash
 NOISE_R_OFFSET = 128                  # uniform noise is r - 128
 NOISE_MANT_SCALE = 64                 # noise = (x + noise_mant * 64) * 2**(noise_exp - 7)
@@ -64,6 +64,8 @@ NOISE_MANT_RANGE = (-16, 15)
 NOISE_EXP_RANGE = (0, 23)
 NOISE_SEED_RANGE = (0, (1 << 32) - 1)
 LOGISTIC_SCALE = 16.0                 # logistic table: round(16 * logit((r + 0.5) / 256))
+GUMBEL_SCALE = 16.0                   # gumbel table: round(16 * -log(-log((r + 0.5) / 256))); as threshold
+                                      # noise it gives P(spike) = 1 - exp(-exp(x / s)): a per-step hazard
 
 
 FLAG_U_WRAP, FLAG_V_SAT = 1, 2     # what lif_update reports it did silently

@@ -48,9 +48,20 @@ def _logistic_table() -> np.ndarray:
     return np.round(chip.LOGISTIC_SCALE * np.log(p / (1 - p))).astype(np.int64)
 
 
+def _gumbel_table() -> np.ndarray:
+    """Quantiles of the Gumbel (max) law, F(x) = exp(-exp(-x)): as threshold noise n the escape is
+    P(v + n > vth) = 1 - exp(-exp((v - vth) / s)), i.e. P(spike in a step) = 1 - exp(-lambda dt) of an
+    exponential clock with hazard lambda = exp(beta (v - vth)) / tau_s (background.md 4a), with
+    s = 1 / beta and the threshold moved up by ln(tau_s / dt) / beta."""
+    r = np.arange(1 << chip.NOISE_R_BITS)
+    p = (r + 0.5) / (1 << chip.NOISE_R_BITS)
+    return np.round(-chip.GUMBEL_SCALE * np.log(-np.log(p))).astype(np.int64)
+
+
 LOGISTIC_TABLE = _logistic_table()  # 256 entries, antisymmetric, in [-100, 100]
 UNIFORM_TABLE = np.arange(1 << chip.NOISE_R_BITS, dtype=np.int64) - chip.NOISE_R_OFFSET
-NOISE_TABLES = np.stack([UNIFORM_TABLE, LOGISTIC_TABLE])  # indexed [dist, r]
+GUMBEL_TABLE = _gumbel_table()      # 256 entries, increasing, in [-29, 100]
+NOISE_TABLES = np.stack([UNIFORM_TABLE, LOGISTIC_TABLE, GUMBEL_TABLE])  # indexed [dist, r]
 
 
 @njit(cache=True, inline="always")
@@ -74,7 +85,7 @@ class Noise:
     """Noise of one layer: where it enters, its distribution, amplitude and seed."""
 
     inject: str = "none"          # none | current | voltage | threshold
-    dist: str = "uniform"         # uniform | logistic
+    dist: str = "uniform"         # uniform | logistic | gumbel
     mant: int = 0                 # noise_mant: mean offset, in units of 64 raw steps
     exp: int = 7                  # noise_exp: amplitude 2**(exp - 7)
     seed: int = 0

@@ -151,3 +151,26 @@ def test_current_noise_accumulates_as_ar1():
     _, var = noise_moments(noise)
     a = (4096 - 1024) / 4096
     assert abs(u.var() / (var / (1 - a * a)) - 1) < 0.05
+
+
+def test_gumbel_threshold_noise_is_a_per_step_exponential_clock():
+    """Gumbel threshold noise of scale s escapes with 1 - exp(-exp((v - vth) / s)): the SLIF clock's
+    P(spike in a step) = 1 - exp(-lambda dt), up to the table's 256 levels and its rounding."""
+    nz = Noise(inject="threshold", dist="gumbel", exp=9)                  # s = 16 * 4 = 64 raw units
+    s = chip.GUMBEL_SCALE * 4
+    v = np.arange(-400, 700)
+    p = escape_probability(v, 0, nz)
+    clock = 1 - np.exp(-np.exp(v / s))
+    assert np.all(np.diff(p) >= 0) and p[-1] == 1
+    # staircase of 256 levels + table rounding (half a table unit = 2 raw units at the max density)
+    assert np.max(np.abs(p - clock)) < 1.5 / 256 + 2 / (np.e * s)
+    logistic = escape_probability(v, 0, Noise(inject="threshold", dist="logistic", exp=9))
+    assert np.max(np.abs(logistic - clock)) > 0.05                        # a different law
+    # the emulator fires with it (neuron held at v, 10**5 draws each)
+    vth = 16
+    vth_eff = vth << chip.VTH_SHIFT
+    nz = Noise(inject="threshold", dist="gumbel", exp=10, seed=3)
+    for v in (vth_eff - 150, vth_eff, vth_eff + 60):
+        fired = emu.run(_held_neuron(nz, vth, int(v)), np.zeros((100, 1001, 1), np.uint8)).spikes[0][:, 1:, 0]
+        q = escape_probability(v, vth_eff, nz)
+        assert 0.02 < q < 0.98 and abs(fired.mean() - q) <= 4 * np.sqrt(q * (1 - q) / fired.size)

@@ -63,7 +63,7 @@ class Escape:
             return b * s * (1 - s)
         if self.kind == "erf":
             return b / math.sqrt(2 * math.pi) * torch.exp(-0.5 * (b * x) ** 2)
-        if self.kind == "exp":
+        if self.kind == "exp" or (self.kind == "chip" and self.noise.dist == "gumbel"):
             e = torch.exp(torch.clamp(b * x, max=30.0))
             return b * e * torch.exp(-e)
         return b * ((b * x).abs() <= 0.5).to(x.dtype)          # uniform ramp (and chip uniform)
@@ -74,6 +74,8 @@ class Escape:
         n = noise.values().astype(np.float64)
         if noise.dist == "logistic":
             beta = 1.0 / (chip.LOGISTIC_SCALE * 2.0 ** (noise.exp - chip.NOISE_EXP_BIAS) * unit)
+        elif noise.dist == "gumbel":
+            beta = 1.0 / (chip.GUMBEL_SCALE * 2.0 ** (noise.exp - chip.NOISE_EXP_BIAS) * unit)
         else:
             beta = 1.0 / ((n.max() - n.min() + 2.0 ** (noise.exp - chip.NOISE_EXP_BIAS)) * unit)
         return cls(kind="chip", beta=beta, noise=noise, unit=unit)

@@ -1,0 +1,349 @@
+"""The SLIF seed experiment (background.md 4a, experiment 1) against its sampling floor.
+
+Estimate the input current c of a stochastic LIF neuron (c_true = 1.5) from n observed trajectories
+by RMSprop on a loss between spike-train distributions, with exact pathwise spike-time gradients:
+  sig   depth-3 expected-signature loss on the unscaled (t, N_t) Marcus paths (the seed's loss),
+  mmd   unbiased signature-kernel MMD^2 (Goursat PDE, pysiglib) on paths scaled to [0, 1]^2,
+  sg    baseline: neurohw's discrete-time sigmoid-escape neuron (train.model.lif_step, train.spike)
+        with its surrogate gradient, same data, same signature loss on its raster's spike times.
+Every (sigma, n, seed) runs in one batch per step (RMSprop is elementwise, so one optimizer over
+the vector of c's is independent runs). The floor: (a) c_grid per seed = argmin of the same loss
+over a c grid with 4,000 model trajectories under common random numbers, (b) the RMS of c_grid
+around 1.5 over many data draws, (c) the MAE of the true model against n held-out trajectories.
+Also the >= 20-point gradient checks of neurohw.slif.check. `make bench-slif`.
+
+    python benchmarks/slif.py [--seeds 8] [--steps 1500] [--losses sig mmd sg] [--draws 200]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurohw import sigkernel as sk
+from neurohw._io import write_json
+from neurohw.slif import Draws, SLIFParams, check
+from neurohw.slif.fast import single_neuron_grad, single_neuron_grad_rng
+
+SIGMAS = (0.25, 0.5)
+NS = (16, 32, 64, 128)
+C_TRUE, C0 = 1.5, 0.56
+GRID = np.round(np.arange(1.30, 1.70 + 1e-9, 0.0025), 6)
+N_MODEL = 4000
+MMD_REFINE = 0            # dyadic refinement of the PDE grid for the MMD loss
+OUT = Path("benchmarks")
+
+
+def progress(it, **kw):
+    try:
+        from tqdm import tqdm
+        return tqdm(it, disable=not sys.stderr.isatty(), **kw)
+    except ImportError:
+        return it
+
+
+def sig_feats(times: torch.Tensor, T: float) -> torch.Tensor:
+    """The 14 depth-3 signature terms of the unscaled Marcus paths of first-3-spike times [B, 3]."""
+    return sk.signature(sk.marcus_path(times, T), 3)
+
+
+def mmd_paths(times: torch.Tensor, T: float) -> torch.Tensor:
+    return sk.marcus_path(times, T, time_scale=T, count_scale=3.0)
+
+
+def sim(p, c, seed):
+    t, d = single_neuron_grad_rng(p, c, seed)
+    return torch.from_numpy(t), torch.from_numpy(d)
+
+
+def mae(model_times: torch.Tensor, data_times: torch.Tensor) -> float:
+    """Test metric: MAE of the average first three spike times."""
+    return (model_times.mean(0) - data_times.mean(0)).abs().mean().item()
+
+
+# ------------------------------------------------------------------------------------------------
+def make_data(seeds: int):
+    """Per sigma and seed: 128 training and 128 held-out trajectories at c_true (n uses the first n)."""
+    data = {}
+    for si, sigma in enumerate(SIGMAS):
+        p = SLIFParams(sigma=sigma)
+        for s in range(seeds):
+            tr, _ = sim(p, np.full(128, C_TRUE), 1_000_000 + 1000 * si + s)
+            te, _ = sim(p, np.full(128, C_TRUE), 2_000_000 + 1000 * si + s)
+            data[sigma, s] = (tr, te)
+    return data
+
+
+def floor(data, draws: int):
+    """Model expected signatures on the grid (CRN), c_grid per seed and per extra data draw,
+    the floor's spread and the true model's MAE; model test times at any c come from the same draws."""
+    out = {}
+    for si, sigma in enumerate(SIGMAS):
+        p = SLIFParams(sigma=sigma)
+        crn = Draws.sample(p, N_MODEL, 1, torch.Generator().manual_seed(77 + si))
+        E = torch.stack([sig_feats(torch.from_numpy(single_neuron_grad(p, c, crn)[0]), p.T).mean(0)
+                         for c in progress(GRID, desc=f"grid sigma={sigma}")])        # [G, 14]
+        true_t = torch.from_numpy(single_neuron_grad(p, C_TRUE, crn)[0])
+
+        def c_grid(train_n):
+            L = ((E - sig_feats(train_n, p.T).mean(0)) ** 2).mean(1)
+            j = int(torch.argmin(L))
+            return float(GRID[j]), j in (0, len(GRID) - 1)
+
+        extra_tr = [sim(p, np.full(128, C_TRUE), 3_000_000 + 1000 * si + k)[0] for k in range(draws)]
+        extra_te = [sim(p, np.full(128, C_TRUE), 4_000_000 + 1000 * si + k)[0] for k in range(draws)]
+        for n in NS:
+            cg = np.array([c_grid(t[:n])[0] for t in extra_tr])
+            out[sigma, n] = {
+                "grid_rms": float(np.sqrt(np.mean((cg - C_TRUE) ** 2))),
+                "grid_std": float(cg.std()), "grid_mean": float(cg.mean()),
+                "mae_true": float(np.mean([mae(true_t, t[:n]) for t in extra_te])),
+                "seed_c_grid": {}, "edge": 0}
+            for (sg, s), (tr, te) in data.items():
+                if sg == sigma:
+                    cgs, edge = c_grid(tr[:n])
+                    out[sigma, n]["seed_c_grid"][s] = cgs
+                    out[sigma, n]["edge"] += int(edge)
+        out[sigma, "crn"] = crn
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+class Runs:
+    """All (sigma, n, seed) runs of one loss, flattened: run r has trajectories idx[sigma][r-slice]."""
+
+    def __init__(self, seeds, ns=NS):
+        self.keys = [(sg, n, s) for sg in SIGMAS for n in ns for s in range(seeds)]
+        self.c = torch.full((len(self.keys),), C0, dtype=torch.float64, requires_grad=True)
+        self.traj_run = {sg: np.concatenate([np.full(n, r) for r, (g, n, s) in enumerate(self.keys) if g == sg])
+                         for sg in SIGMAS}
+
+
+def train_exact(data, seeds, steps, loss_kind, ns=NS):
+    runs = Runs(seeds, ns)
+    opt = torch.optim.RMSprop([runs.c], lr=1e-3, alpha=0.7, momentum=0.3)
+    hist = np.zeros((steps, len(runs.keys)))
+    feats_data = {}
+    for r, (sg, n, s) in enumerate(runs.keys):
+        tr = data[sg, s][0][:n]
+        feats_data[r] = sig_feats(tr, 5.0).mean(0) if loss_kind == "sig" else mmd_paths(tr, 5.0)
+    for it in progress(range(steps), desc=loss_kind):
+        grad = torch.zeros_like(runs.c)
+        for si, sg in enumerate(SIGMAS):
+            p = SLIFParams(sigma=sg)
+            tr_run = runs.traj_run[sg]
+            c_traj = runs.c.detach().numpy()[tr_run]
+            times, dts = sim(p, c_traj, 10_000_000 * (si + 1) + 7919 * it + (0 if loss_kind == "sig" else 1))
+            times = times.requires_grad_(True)
+            rids = np.unique(tr_run)
+            if loss_kind == "sig":
+                f = sig_feats(times, p.T)
+                ridx = torch.from_numpy(tr_run)
+                sums = torch.zeros(len(runs.keys), f.shape[1], dtype=f.dtype).index_add(0, ridx, f)
+                cnt = torch.bincount(ridx, minlength=len(runs.keys)).to(f.dtype)[:, None]
+                means = sums / cnt.clamp(min=1)
+                L = sum(((means[r] - feats_data[r]) ** 2).mean() for r in rids)
+            else:
+                import pysiglib.torch_api as ps
+                x_all = mmd_paths(times, p.T)
+                L = 0.0
+                for r in rids:
+                    x = x_all[torch.from_numpy(tr_run == r)]
+                    y = feats_data[r]
+                    m = x.shape[0]
+                    kxx = ps.sig_kernel_gram(x, x, dyadic_order=MMD_REFINE)
+                    kxy = ps.sig_kernel_gram(x, y, dyadic_order=MMD_REFINE)
+                    L = L + (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) - 2 * kxy.mean()
+            gt, = torch.autograd.grad(L, times)
+            g_traj = (gt * dts).sum(1)
+            grad += torch.zeros_like(grad).index_add(0, torch.from_numpy(tr_run), g_traj)
+        opt.zero_grad()
+        runs.c.grad = grad
+        opt.step()
+        hist[it] = runs.c.detach().numpy()
+    return runs, hist
+
+
+def train_sg(data, seeds, steps, lr=1e-3):
+    """Baseline: neurohw's discrete-time sigmoid-escape LIF (v <- v (1 - dv) + u + bias, reset to 0)
+    with surrogate gradient f', the same signature loss on its raster's first three spike times
+    (t_k = dt * sum_t clamp(k - N_t, 0, 1), which passes the SG through the counts). Its fitted
+    'c' is bias / (mu1 dt); its threshold vth + ln(tau_s / dt) / beta makes the per-step escape
+    match the SLIF hazard at small rates (background.md 4a)."""
+    from neurohw.train.escape import Escape, Spiking, spike
+    from neurohw.train.model import lif_step
+    runs = Runs(seeds)
+    opt = torch.optim.RMSprop([runs.c], lr=lr, alpha=0.7, momentum=0.3)
+    hist = np.zeros((steps, len(runs.keys)))
+    p0 = SLIFParams()
+    dt, dv_f = p0.dt, p0.mu1 * p0.dt
+    vth = p0.vth + np.log(p0.tau_s / p0.dt) / p0.beta
+    spiking = Spiking(stochastic=True, escape=Escape("sigmoid", p0.beta))
+    feats_data = {r: sig_feats(data[sg, s][0][:n], p0.T).mean(0) for r, (sg, n, s) in enumerate(runs.keys)}
+    ridx_all = torch.from_numpy(np.concatenate([runs.traj_run[sg] for sg in SIGMAS]))
+    sig_traj = torch.tensor(np.concatenate([np.full(len(runs.traj_run[sg]), sg) for sg in SIGMAS]))
+    g = torch.Generator().manual_seed(5)
+    B = len(ridx_all)
+    ks = torch.arange(1, 4, dtype=torch.float64)
+    for it in progress(range(steps), desc="sg"):
+        c = runs.c[ridx_all]
+        v = torch.zeros(B, dtype=torch.float64)
+        u = torch.zeros(B, dtype=torch.float64)
+        N = torch.zeros(B, dtype=torch.float64)
+        t = torch.zeros(B, 3, dtype=torch.float64)
+        for n in range(p0.steps):
+            u, v, x = lif_step(u, v, 0.0, 0.0, dv_f, dv_f * c, vth)
+            v = v + sig_traj * np.sqrt(dt) * torch.randn(B, generator=g, dtype=torch.float64)
+            s = spike(v - vth, spiking, generator=g)
+            v = v * (1 - s.detach())
+            N = N + s
+            t = t + dt * torch.clamp(ks - N[:, None], 0.0, 1.0)
+            if bool((N.detach() >= 3).all()):
+                break
+        f = sig_feats(t, p0.T)
+        sums = torch.zeros(len(runs.keys), f.shape[1], dtype=f.dtype).index_add(0, ridx_all, f)
+        cnt = torch.bincount(ridx_all, minlength=len(runs.keys)).to(f.dtype)[:, None]
+        means = sums / cnt
+        L = sum(((means[r] - feats_data[r]) ** 2).mean() for r in range(len(runs.keys)))
+        opt.zero_grad()
+        L.backward()
+        opt.step()
+        hist[it] = runs.c.detach().numpy()
+    return runs, hist
+
+
+# ------------------------------------------------------------------------------------------------
+def summarize(name, runs, hist, data, fl, lines, results, sg_model=False):
+    c_hat = hist[-100:].mean(0)           # the mean of the last 100 iterates
+    for sg in SIGMAS:
+        p = SLIFParams(sigma=sg)
+        crn = fl[sg, "crn"]
+        for n in NS:
+            rs = [r for r, k in enumerate(runs.keys) if k[:2] == (sg, n)]
+            if not rs:
+                continue
+            ch = c_hat[rs]
+            maes = []
+            for r in rs:
+                s = runs.keys[r][2]
+                mt = torch.from_numpy(single_neuron_grad(p, ch[rs.index(r)], crn)[0])
+                maes.append(mae(mt, data[sg, s][1][:n]))
+            f = fl[sg, n]
+            cg = np.array([f["seed_c_grid"][runs.keys[r][2]] for r in rs])
+            rms = float(np.sqrt(np.mean((ch - C_TRUE) ** 2)))
+            row = {"loss": name, "sigma": sg, "n": n, "c_hat_mean": float(ch.mean()),
+                   "c_hat_min": float(ch.min()), "c_hat_max": float(ch.max()),
+                   "rel_err_pct": float(100 * abs(ch.mean() - C_TRUE) / C_TRUE), "rms": rms,
+                   "floor_rms": f["grid_rms"], "rms_ratio": rms / f["grid_rms"],
+                   "max_dev_grid": float(np.abs(ch - cg).max()) if name == "sig" else None,
+                   "mae": float(np.mean(maes)), "mae_floor": f["mae_true"],
+                   "mae_ratio": float(np.mean(maes)) / f["mae_true"], "c_hat": ch.tolist()}
+            results.append(row)
+            dev = f"  max|c-c_grid| {row['max_dev_grid']:.4f}" if name == "sig" else ""
+            line = (f"{name:4s} sigma={sg:<4} n={n:<4} c_hat {ch.mean():.4f} [{ch.min():.4f},{ch.max():.4f}]"
+                    f"  rel.err {row['rel_err_pct']:.2f}%  RMS {rms:.4f} / floor {f['grid_rms']:.4f}"
+                    f" = {row['rms_ratio']:.2f}x{dev}  MAE {row['mae']:.4f} / floor {f['mae_true']:.4f}"
+                    f" = {row['mae_ratio']:.2f}x")
+            print(line, flush=True)
+            lines.append(line)
+
+
+def plots(all_hist, results, fl, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax = axes[0]
+    for name, (runs, hist) in all_hist.items():
+        for sg, ls in zip(SIGMAS, ("-", "--")):
+            rs = [r for r, k in enumerate(runs.keys) if k[:2] == (sg, max(k[1] for k in runs.keys))]
+            ax.plot(hist[:, rs].mean(1), ls, label=f"{name} sigma={sg} n={runs.keys[rs[0]][1]}")
+    ax.axhline(C_TRUE, color="k", lw=0.8)
+    ax.set_xlabel("RMSprop step"); ax.set_ylabel("c (mean over seeds)"); ax.legend(fontsize=7)
+    ax.set_title("estimates during training")
+    ax = axes[1]
+    for sg, mk in zip(SIGMAS, ("o", "s")):
+        xs = np.array(NS, dtype=float)
+        band = np.array([fl[sg, n]["grid_rms"] for n in NS])
+        ax.fill_between(xs, C_TRUE - 1.5 * band, C_TRUE + 1.5 * band, alpha=0.12)
+        for name, off in (("sig", 0.97), ("mmd", 1.0), ("sg", 1.03)):
+            rows = [r for r in results if r["loss"] == name and r["sigma"] == sg]
+            if rows:
+                for r in rows:
+                    ax.plot([r["n"] * off * (1.01 if sg == 0.5 else 1)] * len(r["c_hat"]), r["c_hat"], mk,
+                            ms=3, alpha=0.6, label=f"{name} sigma={sg}" if r["n"] == 16 else None)
+    ax.axhline(C_TRUE, color="k", lw=0.8)
+    ax.set_xscale("log", base=2); ax.set_xlabel("n (data trajectories)"); ax.set_ylabel("c_hat per seed")
+    ax.set_title("c_hat per seed; band: 1.5 +- 1.5x floor RMS"); ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--draws", type=int, default=200)
+    ap.add_argument("--losses", nargs="+", default=["sig", "mmd", "sg"], choices=["sig", "mmd", "sg"])
+    ap.add_argument("--sg-steps", type=int, default=None, help="steps of the baseline (default --steps)")
+    ap.add_argument("--sg-lr", type=float, default=1e-3, help="RMSprop lr of the baseline")
+    ap.add_argument("--mmd-seeds", type=int, default=None, help="seeds of the MMD runs (default --seeds)")
+    ap.add_argument("--mmd-ns", type=int, nargs="+", default=list(NS), help="n of the MMD runs")
+    ap.add_argument("--grad-points", type=int, default=20)
+    ap.add_argument("--net-T", type=float, default=2.0)
+    ap.add_argument("--tag", default="")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    lines, results, info = [], [], {"args": vars(a)}
+    t0 = time.perf_counter()
+    if a.grad_points:
+        for sg in (0.0, 0.5):
+            r = check.single_neuron(sg, points=a.grad_points, seed=11)
+            line = (f"gradcheck single sigma={sg}: {a.grad_points} points, max rel.err spike times "
+                    f"{r.times_rel.max():.2e}, loss {r.loss_rel.max():.2e}")
+            print(line, flush=True); lines.append(line)
+            r = check.network(sg, points=a.grad_points, per_point=1, seed=11, T=a.net_T)
+            line = (f"gradcheck 4-16-2 sigma={sg} (T={a.net_T}): {a.grad_points} points, max rel.err spike "
+                    f"times {r.times_rel.max():.2e}, loss {r.loss_rel.max():.2e}")
+            print(line, flush=True); lines.append(line)
+        info["t_gradcheck_s"] = time.perf_counter() - t0
+    data = make_data(a.seeds)
+    t1 = time.perf_counter()
+    fl = floor(data, a.draws)
+    info["t_floor_s"] = time.perf_counter() - t1
+    for sg in SIGMAS:
+        for n in NS:
+            f = fl[sg, n]
+            line = (f"floor sigma={sg:<4} n={n:<4} c_grid over {a.draws} draws: mean {f['grid_mean']:.4f} "
+                    f"RMS about 1.5 {f['grid_rms']:.4f} (std {f['grid_std']:.4f}); true-model MAE "
+                    f"{f['mae_true']:.4f}; seeds at grid edge {f['edge']}")
+            print(line, flush=True); lines.append(line)
+    all_hist = {}
+    for name in a.losses:
+        t1 = time.perf_counter()
+        if name == "sg":
+            runs, hist = train_sg(data, a.seeds, a.sg_steps or a.steps, a.sg_lr)
+        else:
+            seeds = a.mmd_seeds if (name == "mmd" and a.mmd_seeds) else a.seeds
+            runs, hist = train_exact(data, seeds, a.steps, name, a.mmd_ns if name == "mmd" else NS)
+        info[f"t_{name}_s"] = time.perf_counter() - t1
+        all_hist[name] = (runs, hist)
+        summarize(name, runs, hist, data, fl, lines, results)
+    info["t_total_s"] = time.perf_counter() - t0
+    lines.append(f"times (s, under load): " + ", ".join(f"{k} {v:.0f}" for k, v in info.items() if k.startswith("t_")))
+    print(lines[-1])
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"slif_results{a.tag}.txt").write_text("\n".join(lines) + "\n")
+    write_json(OUT / f"slif_results{a.tag}.json", {"info": info, "rows": results,
+               "floor": {f"{k[0]}_{k[1]}": {kk: vv for kk, vv in v.items()} for k, v in fl.items() if k[1] != "crn"}})
+    Path("docs/img").mkdir(parents=True, exist_ok=True)
+    plots(all_hist, results, fl, f"docs/img/slif_estimates{a.tag}.png")
+
+
+if __name__ == "__main__":
+    main()
