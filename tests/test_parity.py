@@ -3,7 +3,7 @@ and every u and v value."""
 import numpy as np
 import pytest
 
-from neurohw import emu, synth
+from neurohw import chip, emu, synth
 from neurohw import lava as nlava
 from neurohw.parity import compare
 from neurohw.train.hw import run_int_network as hw_exact_run
@@ -48,7 +48,7 @@ def test_random_networks(chunk):
 def test_random_noisy_networks(chunk):
     s = check_chunk(2000 + chunk, CHUNK, p_noise=1.0)
     assert s["inject"] == {"current", "voltage", "threshold"}
-    assert s["dist"] == {"uniform", "logistic"}
+    assert s["dist"] == set(chip.NOISE_DIST)      # every distribution, gumbel included
     assert s["spikes"] > 0 and s["recurrent"] > 0 and s["hw"] >= CHUNK // 2
 
 
