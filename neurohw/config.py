@@ -38,7 +38,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 SECTIONS = ("data", "model", "neuron", "train", "quant", "deploy", "parity")
 
 TOP_KEYS = ("name", "seed", "out_dir") + SECTIONS
-DATA_KEYS = ("task", "encoding", "steps", "t_max", "rate_max", "n_train", "n_test")
+DATA_KEYS = ("task", "encoding", "steps", "t_max", "rate_max", "n_train", "n_test", "n_val")
 MODEL_KEYS = ("spec", "layers", "readout")
 SPEC_KEYS = ("layers", "readout", "n_in")
 LAYER_KEYS = ("n", "du", "dv", "vth", "recurrent")
@@ -69,6 +69,9 @@ class DataConfig:
     rate_max: float | None = None   # rate encoding only: spike probability per step at value 1
     n_train: int | None = None      # None = all samples
     n_test: int | None = None
+    # the last n_val training samples, held out of training: choices made by looking at scores
+    # (e.g. which quantization to deploy) are made on them, never on the test set
+    n_val: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ class Config:
         """Plain dict (lists, no tuples) with every default filled and the model inline, so a
         saved copy reproduces the run even if the spec file changes; parse_config(d) == self."""
         return {"name": self.name, "seed": self.seed, "out_dir": self.out_dir,
-                "data": asdict(self.data), "model": self.model.to_dict(),
+                "data": _data_dict(self.data), "model": self.model.to_dict(),
                 "neuron": asdict(self.neuron), "train": asdict(self.train),
                 "quant": asdict(self.quant), "deploy": asdict(self.deploy),
                 "parity": asdict(self.parity)}
@@ -187,6 +190,14 @@ class Config:
         payload = {"seed": self.seed, **{s: d[s] for s in sections}}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _data_dict(d: DataConfig) -> dict:
+    """n_val = 0 (the default) is left out, so configs without it keep their hashes and runs."""
+    out = asdict(d)
+    if not out["n_val"]:
+        del out["n_val"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,9 +377,14 @@ def _parse_data(m: _Map) -> DataConfig:
     elif m.given("rate_max"):
         raise m.fail("rate_max", m.raw["rate_max"], f"only applies to rate encoding, but data.encoding = {encoding!r}",
                      "rate_max only with encoding 'rate' (omit it or set null)")
+    n_train = m.int_("n_train", None, 1, nullable=True)
+    n_val = m.int_("n_val", 0, 0)
+    if n_val and task == "spike_train":
+        raise m.fail("n_val", n_val, "has no training samples to hold out for data.task = 'spike_train'", "0")
+    if n_train is not None and n_val >= n_train:
+        raise m.fail("n_val", n_val, f"must be < data.n_train = {n_train}", f"int 0..{n_train - 1}")
     return DataConfig(task=task, encoding=encoding, steps=steps, t_max=t_max, rate_max=rate_max,
-                      n_train=m.int_("n_train", None, 1, nullable=True),
-                      n_test=m.int_("n_test", None, 1, nullable=True))
+                      n_train=n_train, n_test=m.int_("n_test", None, 1, nullable=True), n_val=n_val)
 
 
 def _parse_layer(m: _Map, readout: bool) -> LayerConfig:

@@ -86,7 +86,8 @@ def stage_data(run: Run) -> list[str]:
 def load_data(run: Run) -> tasks.TaskData:
     if "data" not in run.cache:
         z = np.load(run.dir / "data.npz")
-        run.cache["data"] = tasks.TaskData(z["x_train"], z["y_train"], z["x_test"], z["y_test"])
+        val = (z["x_val"], z["y_val"]) if "x_val" in z else (None, None)
+        run.cache["data"] = tasks.TaskData(z["x_train"], z["y_train"], z["x_test"], z["y_test"], *val)
     return run.cache["data"]
 
 
