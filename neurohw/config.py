@@ -47,7 +47,8 @@ NEURON_KEYS = ("stochastic", "escape", "beta", "surrogate", "surrogate_beta", "s
                "detach_reset", "noise_seed")
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "clip", "trials", "loss", "init_xi", "rate_low",
               "rate_high", "rate_strength")
-QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact")
+QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact", "clip_select")
+CLIP_SELECT = ("train_accuracy", "weight_error")
 DEPLOY_KEYS = ("lava", "lava_samples")
 PARITY_KEYS = ("hw_exact", "samples")
 
@@ -130,6 +131,9 @@ class QuantConfig:
     qat_epochs: int = 0
     qat_lr: float = 0.0005
     qat_hw_exact: bool = False     # QAT forward in the chip's integer arithmetic (HwExactNet)
+    # deterministic layers' weight clip level: the one giving the fake-quantized net the best
+    # training-split accuracy (classification), or the least weight error (the old rule)
+    clip_select: str = "train_accuracy"
 
 
 @dataclass(frozen=True)
@@ -543,7 +547,8 @@ def parse_config(d: dict, source: str = "<dict>", base_dir: Path | None = None) 
     quant = QuantConfig(weight_bits=qm.int_("weight_bits", 8, 1, 8),
                         qat_epochs=qm.int_("qat_epochs", 0, 0, 10000),
                         qat_lr=qm.float_("qat_lr", 0.0005, gt=0, le=10),
-                        qat_hw_exact=qm.bool_("qat_hw_exact", False))
+                        qat_hw_exact=qm.bool_("qat_hw_exact", False),
+                        clip_select=qm.choice("clip_select", "train_accuracy", CLIP_SELECT))
     dm = top.sub("deploy", DEPLOY_KEYS)
     deploy = DeployConfig(lava=dm.bool_("lava", True), lava_samples=dm.int_("lava_samples", 200, 0, 100000))
     pm = top.sub("parity", PARITY_KEYS)
