@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamps
 
-.PHONY: setup test parity demo bench bench-accuracy deploy clean
+.PHONY: setup test parity demo bench bench-accuracy bench-quant deploy clean
 
 setup: $(STAMP)/nodeps
 
@@ -58,3 +58,8 @@ deploy: setup
 
 clean:
 	rm -rf $(VENV)
+
+# Issue 15's quantization study: the old and new clip rules over seeds 0-7 (Yin-Yang det., digits)
+bench-quant: setup
+	$(BIN)/neurohw sweep benchmarks/sweeps/quant_yinyang.yaml
+	$(BIN)/neurohw sweep benchmarks/sweeps/quant_digits.yaml

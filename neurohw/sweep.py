@@ -278,8 +278,9 @@ def load_sweep(path: str | Path, **cli) -> Sweep:
 # ---------------------------------------------------------------------------------------------
 # One trial (runs on a worker)
 
-def run_trial(cfg_dict: dict, run_dir: str, threads: int, stages: tuple[str, ...]) -> dict:
-    """An ordinary pipeline run with `threads` torch/numba threads; returns its table row."""
+def run_trial(cfg_dict: dict, run_dir: str, threads: int, stages: tuple[str, ...], post=None) -> dict:
+    """An ordinary pipeline run with `threads` torch/numba threads; returns its table row, plus
+    what `post(run_dir) -> dict` adds (e.g. a benchmark's extra evaluations, on the same worker)."""
     import torch
     torch.set_num_threads(threads)
     try:
@@ -287,10 +288,15 @@ def run_trial(cfg_dict: dict, run_dir: str, threads: int, stages: tuple[str, ...
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     except (ImportError, ValueError):
         pass
+    import multiprocessing as mp
+    if mp.get_start_method(allow_none=True) != "fork":
+        # Lava's runtime needs 'fork' (it sets it on import); a Dask worker process was spawned
+        mp.set_start_method("fork", force=True)
     from .pipeline import run_pipeline
     cfg = parse_config(cfg_dict, source=f"{run_dir}/config.json")
     run_pipeline(cfg, run_dir, progress=False, stages=stages)
-    return trial_row(Path(run_dir)) | {"worker": f"{socket.gethostname()}:{os.getpid()}"}
+    row = trial_row(Path(run_dir)) | {"worker": f"{socket.gethostname()}:{os.getpid()}"}
+    return row | (post(run_dir) if post is not None else {})
 
 
 def trial_row(run_dir: Path) -> dict:
@@ -346,37 +352,62 @@ def engine(cfg: EngineConfig):
         yield client, f"local Dask cluster, {n} worker processes x 1 thread"
 
 
-def run_sweep(sw: Sweep, progress: bool = True) -> list[dict]:
+def run_sweep(sw: Sweep, progress: bool = True, post=None) -> list[dict]:
     """Run every unfinished trial on the engine; write results.csv/json, plots and report.md."""
+    return run_sweeps([sw], progress, post)[0]
+
+
+def run_sweeps(sweeps: list[Sweep], progress: bool = True, post=None) -> list[list[dict]]:
+    """Several sweeps on one engine (the first one's engine settings), all trials in flight at
+    once; a finished trial is read back, not run (nor given to `post`) again."""
     from dask.distributed import as_completed
     from tqdm import tqdm
-    sw.out_dir.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, dict] = {}
+    rows: list[dict[str, dict]] = [{} for _ in sweeps]
     todo = []
-    for t in sw.trials:
-        if finished(t, sw.stages):
-            rows[t.id] = dict(trial=t.id, status="skipped", **t.overrides, **trial_row(t.dir))
-        else:
-            todo.append(t)
+    for j, sw in enumerate(sweeps):
+        sw.out_dir.mkdir(parents=True, exist_ok=True)
+        for t in sw.trials:
+            if finished(t, sw.stages) and (post is None or (t.dir / "post.json").exists()):
+                extra = json.loads((t.dir / "post.json").read_text()) if post is not None else {}
+                rows[j][t.id] = dict(trial=t.id, status="skipped", **t.overrides, **trial_row(t.dir), **extra)
+            else:
+                todo.append((j, t))
     where = "no engine needed"
     if todo:
-        with engine(sw.engine) as (client, where):
-            futures = {client.submit(run_trial, t.cfg.to_dict(), str(t.dir), sw.engine.threads, sw.stages,
-                                     key=f"trial-{sw.name}-{t.id}", pure=False): t for t in todo}
-            bar = tqdm(total=len(todo), desc=f"sweep {sw.name}", disable=not (progress and sys.stderr.isatty()))
+        with engine(sweeps[0].engine) as (client, where):
+            futures = {client.submit(run_trial, t.cfg.to_dict(), str(t.dir), sweeps[j].engine.threads,
+                                     sweeps[j].stages, _Post(post) if post else None,
+                                     key=f"trial-{sweeps[j].name}-{t.id}", pure=False): (j, t) for j, t in todo}
+            bar = tqdm(total=len(todo), desc="sweep", disable=not (progress and sys.stderr.isatty()))
             for fut in as_completed(futures):
-                t = futures[fut]
+                j, t = futures[fut]
                 if fut.status == "finished":
-                    rows[t.id] = dict(trial=t.id, status="ok", **t.overrides, **fut.result())
+                    rows[j][t.id] = dict(trial=t.id, status="ok", **t.overrides, **fut.result())
                 else:
                     err = " ".join(str(fut.exception()).split())[:300]
-                    rows[t.id] = dict(trial=t.id, status="failed", error=err, **t.overrides, **trial_row(t.dir))
+                    rows[j][t.id] = dict(trial=t.id, status="failed", error=err, **t.overrides, **trial_row(t.dir))
                 bar.update()
-                write_results(sw, [rows[x.id] for x in sw.trials if x.id in rows], where)
+                sw = sweeps[j]
+                write_results(sw, [rows[j][x.id] for x in sw.trials if x.id in rows[j]], where)
             bar.close()
-    table = [rows[t.id] for t in sw.trials]
-    write_results(sw, table, where, final=True)
-    return table
+    tables = []
+    for j, sw in enumerate(sweeps):
+        table = [rows[j][t.id] for t in sw.trials]
+        write_results(sw, table, where, final=True)
+        tables.append(table)
+    return tables
+
+
+@dataclass(frozen=True)
+class _Post:
+    """`post` run on the worker, its result kept in the trial's post.json (so a resumed sweep
+    reads it back instead of computing it again)."""
+    fn: Any
+
+    def __call__(self, run_dir: str) -> dict:
+        out = self.fn(run_dir)
+        write_json(Path(run_dir) / "post.json", out)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
