@@ -21,7 +21,7 @@ from neurohw.sweep import load_sweep, parse_sweep, run_sweep
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
 # configs/tiny.yaml made shorter still: the tests are about the engine, not about accuracy
-FAST = {"train.epochs": 1, "data.n_train": 100, "data.n_test": 40, "quant.qat_epochs": 0,
+FAST = {"train.epochs": 1, "data.n_train": 100, "data.n_val": 30, "data.n_test": 40, "quant.qat_epochs": 1,
         "deploy.lava": False, "parity.samples": 4}
 
 
@@ -108,11 +108,48 @@ def test_grid_and_random_trials_are_validated_and_named_stably(tmp_path):
         assert t.cfg.out_dir == str(t.dir)
 
 
+def test_n_val_is_carved_from_training_and_default_keeps_hashes(tmp_path):
+    from neurohw.config import load_config, parse_config
+    from neurohw import tasks
+    base = load_config(TINY)
+    d = base.to_dict()
+    assert "n_val" not in d["data"]                       # old configs keep their stage hashes
+    d["data"]["n_val"] = 50
+    cfg = parse_config(d)
+    assert cfg.section_hash("data") != base.section_hash("data")
+    full, held = tasks.build_data(base), tasks.build_data(cfg)
+    assert len(held.x_train) == 350 and (held.x_val == full.x_train[350:]).all()
+    assert (held.x_train == full.x_train[:350]).all() and (held.y_val == full.y_train[350:]).all()
+    for bad, msg in ((400, "data.n_val = 400 must be < data.n_train = 400"), (-1, "data.n_val = -1 must be >= 0")):
+        d["data"]["n_val"] = bad
+        with pytest.raises(ConfigError, match=msg):
+            parse_config(d)
+
+
+def test_plan_select_chooses_the_clip_level_by_score():
+    import torch
+    from neurohw import quant
+    from neurohw.config import load_config
+    from neurohw import tasks
+    cfg = load_config(TINY)
+    torch.manual_seed(0)
+    net = tasks.build_model(cfg)
+    x = tasks.build_data(cfg).x_train[:64]
+    plain = quant.plan(net, x)
+    target = quant.core.plan_layer(net.layers[0], *quant.core.calibrate(net, x)[0], readout=False,
+                                   clip=float(quant.core.CLIP_FRACTIONS[::2][3]))
+    seen = []
+    chosen = quant.plan(net, x, select=lambda p: seen.append(1) or -abs(p[0].scale - target.scale))
+    assert chosen[0].scale == target.scale != plain[0].scale
+    assert chosen[1] == plain[1] or chosen[1].scale != plain[1].scale   # the readout is searched too
+    assert len(seen) == 2 * (1 + len(quant.core.CLIP_FRACTIONS[::2]))
+
+
 def test_failed_trial_is_reported_and_leaves_no_processes(tmp_path):
     # passes validation (n_train null) but the data stage finds too few training samples
     p = sweep_file(tmp_path, "fail", grid={"data.n_val": [5000]}, engine={"workers": 1})
     raw = yaml.safe_load(p.read_text())
-    raw["set"] = {**FAST, "data.n_train": None}
+    raw["set"] = {**FAST, "data.n_train": None, "data.n_val": 0}
     p.write_text(yaml.safe_dump(raw))
     table = run_sweep(load_sweep(p), progress=False)
     assert [r["status"] for r in table] == ["failed"] and "data.n_val = 5000" in table[0]["error"]
@@ -161,6 +198,23 @@ def test_local_sweep_ctrl_c_then_resume_without_rerunning_finished_trials(tmp_pa
 
     again = run_sweep(load_sweep(p), progress=False)          # all finished: no engine at all
     assert [r["status"] for r in again] == ["skipped"] * 4
+    check_deployed_epoch(sw.trials[0])
+
+
+def check_deployed_epoch(t):
+    """The quantize stage deploys the QAT epoch (0 = post-training) best on validation."""
+    import numpy as np
+    from neurohw import quant, tasks
+    from neurohw.pipeline import Run, load_data, load_quantized
+    v = json.loads((t.dir / "quant_report.json").read_text())["validation"]
+    accs = [v["ptq"], *v["qat_epochs"]]
+    assert len(accs) == 2 and v["chosen_epoch"] == int(np.argmax(accs)) and v["deployed"] == max(accs)
+    run = Run(t.cfg, t.dir, progress=False)
+    d = load_data(run)
+    assert len(d.x_train) == 70 and len(d.x_val) == 30
+    net, plans = load_quantized(run)
+    quant.attach(net, plans)
+    assert tasks.score_float(t.cfg, net, d.x_val, d.y_val) == v["deployed"]
 
 
 def _free_port() -> int:
