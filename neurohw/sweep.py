@@ -289,11 +289,14 @@ def run_trial(cfg_dict: dict, run_dir: str, threads: int, stages: tuple[str, ...
     except (ImportError, ValueError):
         pass
     import multiprocessing as mp
+    cfg = parse_config(cfg_dict, source=f"{run_dir}/config.json")
+    if "lava" in stages and cfg.deploy.lava and mp.current_process().daemon:
+        raise RuntimeError("deploy.lava = true needs a worker that may start processes (Lava does); start "
+                           "workers with DASK_DISTRIBUTED__WORKER__DAEMON=False, or set deploy.lava: false")
     if mp.get_start_method(allow_none=True) != "fork":
         # Lava's runtime needs 'fork' (it sets it on import); a Dask worker process was spawned
         mp.set_start_method("fork", force=True)
     from .pipeline import run_pipeline
-    cfg = parse_config(cfg_dict, source=f"{run_dir}/config.json")
     run_pipeline(cfg, run_dir, progress=False, stages=stages)
     row = trial_row(Path(run_dir)) | {"worker": f"{socket.gethostname()}:{os.getpid()}"}
     return row | (post(run_dir) if post is not None else {})
@@ -347,8 +350,11 @@ def engine(cfg: EngineConfig):
         return
     n = cfg.workers or os.cpu_count() or 1
     env = {k: str(cfg.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit=0, env=env, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    import dask
+    # non-daemonic workers: Lava's runtime starts processes of its own
+    with dask.config.set({"distributed.worker.daemon": False}), \
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                         memory_limit=0, env=env, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client, f"local Dask cluster, {n} worker processes x 1 thread"
 
 

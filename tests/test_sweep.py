@@ -52,7 +52,7 @@ def gone(procs: list[psutil.Process], timeout: float = 20.0) -> list[psutil.Proc
 
 
 def env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
 
 
 # ---------------------------------------------------------------------------------------------
