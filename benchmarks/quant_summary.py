@@ -1,6 +1,7 @@
 """Per-seed table of a quantization study sweep (benchmarks/sweeps/quant_*.yaml): float and
 emulator test accuracy for each clip rule, and the validation numbers that decided the rule and
-the deployed QAT epoch. Reads the sweep's results.json; trains nothing.
+the deployed QAT epoch. Reads the sweep's finished trial directories (so a partly run sweep
+shows what it has); trains nothing.
 
     python benchmarks/quant_summary.py runs/sweeps/quant_yinyang [runs/sweeps/quant_digits ...]
 """
@@ -16,8 +17,12 @@ RULES = ("weight_error", "train_accuracy")
 
 
 def summary(sweep_dir: Path) -> str:
-    res = json.loads((sweep_dir / "results.json").read_text())
-    by = {(r["seed"], r["quant.clip_select"]): r for r in res["trials"] if r.get("emulator") is not None}
+    from neurohw.sweep import trial_row
+    by = {}
+    for t in sorted((sweep_dir / "trials").glob("*/report.json")):
+        cfg = json.loads((t.parent / "config.json").read_text())
+        by[(cfg["seed"], cfg["quant"]["clip_select"])] = trial_row(t.parent)
+    res = {"name": sweep_dir.name}
     seeds = sorted({s for s, _ in by})
     out = [f"### {res['name']} (test accuracy %, validation % in brackets; Δ = emulator − float, pp)", "",
            "| seed | float [val] | " + " | ".join(f"{r}: emulator [val PTQ → deployed, epoch] | Δ" for r in RULES) + " |",

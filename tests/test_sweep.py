@@ -161,7 +161,8 @@ def test_local_sweep_ctrl_c_then_resume_without_rerunning_finished_trials(tmp_pa
     p = sweep_file(tmp_path, engine={"workers": 2})
     trials = tmp_path / "grid" / "trials"
     proc = subprocess.Popen([sys.executable, "-m", "neurohw.cli", "sweep", str(p), "--quiet"], env=env(),
-                            cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even under nohup
     t0, seen = time.time(), set()
     try:
         while not list(trials.glob("*/report.json")):        # Ctrl-C once a trial has finished
