@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ._io import atomic_path, write_json, write_text
 from .config import (DATA_KEYS, DEPLOY_KEYS, LAYER_KEYS, NEURON_KEYS, PARITY_KEYS, QUANT_KEYS, READOUT_KEYS,
