@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamps
 
-.PHONY: setup test parity demo bench bench-accuracy bench-lava bench-parity-projections deploy clean bench-fit
+.PHONY: setup test parity demo bench bench-accuracy bench-lava bench-parity-projections deploy clean bench-fit bench-quant bench-gradients bench-interop bench-slif
 
 setup: $(STAMP)/nodeps
 
@@ -79,9 +79,12 @@ bench-interop: setup
 bench-parity-projections: setup
 	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava
 # Gradient estimators (surrogate, score, mixed) against exact and finite-difference references.
-.PHONY: bench-gradients
 bench-gradients: setup
 	$(BIN)/python benchmarks/gradients.py
 # SLIF seed experiment (background.md 4a) against its sampling floor, + the 20-point gradient checks.
 bench-slif: setup
 	$(BIN)/python benchmarks/slif.py
+# Issue 15's quantization study: the old and new clip rules over seeds 0-7 (Yin-Yang det., digits)
+bench-quant: setup
+	$(BIN)/neurohw sweep benchmarks/sweeps/quant_yinyang.yaml
+	$(BIN)/neurohw sweep benchmarks/sweeps/quant_digits.yaml

@@ -1,5 +1,5 @@
 """The `neurohw` command: validate | run | train | quantize | emulate | lava-run | parity | report | fit |
-export | import | gradcheck.
+export | import | gradcheck | sweep.
 
 Failures print one line and exit 1 (2 for usage errors, 130 when interrupted); --debug shows
 the traceback instead.
@@ -246,6 +246,21 @@ def cmd_gradcheck(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    """Validate the whole sweep first (one line on a mistake), then run it on Dask."""
+    from .sweep import load_sweep, run_sweep
+    sw = load_sweep(args.sweep, out_dir=args.out, address=args.address, workers=args.workers, threads=args.threads)
+    if not args.quiet:
+        print(f"sweep {sw.name}: {len(sw.trials)} trials over {', '.join(sw.axes) or 'the base config'}; "
+              f"results in {sw.out_dir}", flush=True)
+    table = run_sweep(sw, progress=not args.quiet)
+    bad = [r for r in table if r["status"] == "failed" or r.get("parity") is False]
+    print(f"sweep {sw.name}: {sum(r['status'] == 'ok' for r in table)} run, "
+          f"{sum(r['status'] == 'skipped' for r in table)} already finished, "
+          f"{sum(r['status'] == 'failed' for r in table)} failed; report: {sw.out_dir / 'report.md'}")
+    return 1 if bad else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="neurohw", description="Train spiking networks, deploy them to the chip's "
                                  "integer model and to Lava, and check that they agree.")
@@ -314,6 +329,15 @@ def main(argv=None) -> int:
     p.add_argument("--hw", action="store_true", help="also time the estimators on the hardware-exact net")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(fn=cmd_gradcheck)
+
+    p = sub.add_parser("sweep", help="many runs over config axes (grid / random), on Dask distributed")
+    p.add_argument("sweep", help="sweep YAML: base config, set, grid, random, engine, stages")
+    p.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://10.0.0.1:8786 (default: local cluster)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: this machine's cores)")
+    p.add_argument("--threads", type=int, help="torch/numba threads per trial (default 1)")
+    p.add_argument("--out", help="sweep directory (default: the sweep's out_dir)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(fn=cmd_sweep)
 
     args = ap.parse_args(argv)
     try:

@@ -38,7 +38,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 SECTIONS = ("data", "model", "neuron", "train", "quant", "deploy", "parity")
 
 TOP_KEYS = ("name", "seed", "out_dir") + SECTIONS
-DATA_KEYS = ("task", "encoding", "steps", "t_max", "rate_max", "n_train", "n_test")
+DATA_KEYS = ("task", "encoding", "steps", "t_max", "rate_max", "n_train", "n_test", "n_val")
 MODEL_KEYS = ("spec", "layers", "readout") + ("nir", "netx", "dt", "peer", "sha256")
 MODEL_FILE_KINDS = ("nir", "netx")
 NIR_PEERS = ("neurohw", "snntorch", "norse")
@@ -50,7 +50,8 @@ NEURON_KEYS = ("stochastic", "escape", "beta", "surrogate", "surrogate_beta", "s
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "clip", "trials", "loss", "init_xi", "rate_low",
               "rate_high", "rate_strength", "estimator", "paths")
 ESTIMATORS = ("surrogate", "score", "mixed")      # neurohw.grad (docs/gradients.md)
-QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact")
+QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact", "clip_select")
+CLIP_SELECT = ("train_accuracy", "weight_error")
 DEPLOY_KEYS = ("lava", "lava_samples")
 PARITY_KEYS = ("hw_exact", "samples")
 
@@ -72,6 +73,9 @@ class DataConfig:
     rate_max: float | None = None   # rate encoding only: spike probability per step at value 1
     n_train: int | None = None      # None = all samples
     n_test: int | None = None
+    # the last n_val training samples, held out of training: choices made by looking at scores
+    # (e.g. which quantization to deploy) are made on them, never on the test set
+    n_val: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,9 @@ class QuantConfig:
     qat_epochs: int = 0
     qat_lr: float = 0.0005
     qat_hw_exact: bool = False     # QAT forward in the chip's integer arithmetic (HwExactNet)
+    # deterministic layers' weight clip level: the one giving the fake-quantized net the best
+    # training-split accuracy (classification), or the least weight error (the old rule)
+    clip_select: str = "train_accuracy"
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,7 @@ class Config:
         """Plain dict (lists, no tuples) with every default filled and the model inline, so a
         saved copy reproduces the run even if the spec file changes; parse_config(d) == self."""
         return {"name": self.name, "seed": self.seed, "out_dir": self.out_dir,
-                "data": asdict(self.data), "model": self.model.to_dict(),
+                "data": _data_dict(self.data), "model": self.model.to_dict(),
                 "neuron": asdict(self.neuron), "train": _train_dict(self.train),
                 "quant": asdict(self.quant), "deploy": asdict(self.deploy),
                 "parity": asdict(self.parity)}
@@ -222,6 +229,14 @@ def _train_dict(t: TrainSection) -> dict:
     if t.estimator == "surrogate" and t.paths is None:
         del d["estimator"], d["paths"]
     return d
+
+
+def _data_dict(d: DataConfig) -> dict:
+    """n_val = 0 (the default) is left out, so configs without it keep their hashes and runs."""
+    out = asdict(d)
+    if not out["n_val"]:
+        del out["n_val"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,9 +416,14 @@ def _parse_data(m: _Map) -> DataConfig:
     elif m.given("rate_max"):
         raise m.fail("rate_max", m.raw["rate_max"], f"only applies to rate encoding, but data.encoding = {encoding!r}",
                      "rate_max only with encoding 'rate' (omit it or set null)")
+    n_train = m.int_("n_train", None, 1, nullable=True)
+    n_val = m.int_("n_val", 0, 0)
+    if n_val and task == "spike_train":
+        raise m.fail("n_val", n_val, "has no training samples to hold out for data.task = 'spike_train'", "0")
+    if n_train is not None and n_val >= n_train:
+        raise m.fail("n_val", n_val, f"must be < data.n_train = {n_train}", f"int 0..{n_train - 1}")
     return DataConfig(task=task, encoding=encoding, steps=steps, t_max=t_max, rate_max=rate_max,
-                      n_train=m.int_("n_train", None, 1, nullable=True),
-                      n_test=m.int_("n_test", None, 1, nullable=True))
+                      n_train=n_train, n_test=m.int_("n_test", None, 1, nullable=True), n_val=n_val)
 
 
 def _parse_layer(m: _Map, readout: bool) -> LayerConfig:
@@ -645,7 +665,8 @@ def parse_config(d: dict, source: str = "<dict>", base_dir: Path | None = None) 
     quant = QuantConfig(weight_bits=qm.int_("weight_bits", 8, 1, 8),
                         qat_epochs=qm.int_("qat_epochs", 0, 0, 10000),
                         qat_lr=qm.float_("qat_lr", 0.0005, gt=0, le=10),
-                        qat_hw_exact=qm.bool_("qat_hw_exact", False))
+                        qat_hw_exact=qm.bool_("qat_hw_exact", False),
+                        clip_select=qm.choice("clip_select", "train_accuracy", CLIP_SELECT))
     dm = top.sub("deploy", DEPLOY_KEYS)
     deploy = DeployConfig(lava=dm.bool_("lava", True), lava_samples=dm.int_("lava_samples", 200, 0, 100000))
     pm = top.sub("parity", PARITY_KEYS)

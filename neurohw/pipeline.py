@@ -86,7 +86,8 @@ def stage_data(run: Run) -> list[str]:
 def load_data(run: Run) -> tasks.TaskData:
     if "data" not in run.cache:
         z = np.load(run.dir / "data.npz")
-        run.cache["data"] = tasks.TaskData(z["x_train"], z["y_train"], z["x_test"], z["y_test"])
+        val = (z["x_val"], z["y_val"]) if "x_val" in z else (None, None)
+        run.cache["data"] = tasks.TaskData(z["x_train"], z["y_train"], z["x_test"], z["y_test"], *val)
     return run.cache["data"]
 
 
@@ -167,21 +168,61 @@ def load_plans(run: Run) -> list:
     return [quant.plan_from_dict(p, sp) for p in json.loads((run.dir / "plans.json").read_text())]
 
 
+def _select_clip(cfg: Config, net, d: tasks.TaskData, trace: list):
+    """quant.clip_select = train_accuracy: plans scored by the fake-quantized net's accuracy on
+    (up to 4096 of) the training samples; never the validation or test split."""
+    if cfg.quant.clip_select != "train_accuracy" or cfg.n_classes is None:
+        return None
+    x, y = d.x_train[:4096], d.y_train[:4096]
+
+    def score(plans) -> float:
+        quant.attach(net, plans)
+        acc = tasks.score_float(cfg, net, x, y)
+        quant.attach(net, None)
+        trace.append(acc)
+        return acc
+    return score
+
+
 def stage_quantize(run: Run) -> list[str]:
     cfg, d = run.cfg, load_data(run)
     net = load_float(run)
+    trace: list = []
     exact = (cfg.model.file is not None and cfg.model.file.kind == "netx" and cfg.train.epochs == 0
              and cfg.quant.qat_epochs == 0)         # a netx file is already on the chip: keep it exactly
     plans = (file_model(cfg)[1][1] if exact else
-             quant.plan(net, d.x_train[:512], bits=cfg.quant.weight_bits, noise_seed=cfg.neuron.noise_seed))
-    qat = {}
+             quant.plan(net, d.x_train[:512], bits=cfg.quant.weight_bits, noise_seed=cfg.neuron.noise_seed,
+                        select=_select_clip(cfg, net, d, trace)))
+    qat, validation = {}, {}
+    has_val = d.x_val is not None and cfg.n_classes is not None
+    if has_val:
+        validation["float"] = tasks.score_float(cfg, net, d.x_val, d.y_val)
     if cfg.quant.qat_epochs > 0:
         # fake-quantized float forward, or (qat_hw_exact) the chip's own integer forward, which
         # also fine-tunes against the deployed noise draws; both back-propagate through the surrogate
         quant.attach(net, None if cfg.quant.qat_hw_exact else plans)
         model = HwExactNet(net, plans) if cfg.quant.qat_hw_exact else net
-        qat = _fit(run, model, d, _train_cfg(cfg, cfg.quant.qat_epochs, cfg.quant.qat_lr),
-                   resume_dir(run, "quantize", "qat"))
+        tc = _train_cfg(cfg, cfg.quant.qat_epochs, cfg.quant.qat_lr)
+        qdir = resume_dir(run, "quantize", "qat")
+        if has_val:
+            # with a validation split, QAT is scored on it each epoch (not on the test set) and the
+            # epoch to deploy, 0 = post-training quantization, is the best on it (earliest on a tie)
+            save_torch(qdir / "epoch0.pt", net.state_dict())
+            keep = lambda epoch, _: save_torch(qdir / f"epoch{epoch}.pt", net.state_dict())  # noqa: E731
+            qat = fit(model, dict(x_train=d.x_train, y_train=d.y_train, x_test=d.x_val, y_test=d.y_val),
+                      tasks.loss_fn(cfg), tasks.predictor(cfg), tc, out_dir=qdir, progress=run.progress,
+                      on_epoch=keep)
+            accs = [qat["init"]] + qat["test_acc"]
+            k = int(np.argmax(accs))
+            net.load_state_dict(torch.load(qdir / f"epoch{k}.pt", weights_only=False))
+            validation.update(ptq=accs[0], qat_epochs=accs[1:], chosen_epoch=k, deployed=accs[k])
+        else:
+            qat = _fit(run, model, d, tc, qdir)
+        quant.attach(net, None)
+    elif has_val:
+        quant.attach(net, plans)
+        validation.update(ptq=tasks.score_float(cfg, net, d.x_val, d.y_val), chosen_epoch=0)
+        validation["deployed"] = validation["ptq"]
         quant.attach(net, None)
     quant.attach(net, plans)
     qat_score = tasks.score_float(cfg, net, d.x_test, d.y_test)     # the fake-quantized float net
@@ -190,7 +231,8 @@ def stage_quantize(run: Run) -> list[str]:
     rows = quant.report(net, plans, d.x_train[:256])
     save_torch(run.dir / "quant_model.pt", net.state_dict())
     write_json(run.dir / "plans.json", [quant.plan_to_dict(p) for p in plans])
-    write_json(run.dir / "quant_report.json", dict(layers=rows, qat=qat, qat_score=qat_score))
+    write_json(run.dir / "quant_report.json", dict(layers=rows, qat=qat, qat_score=qat_score, validation=validation,
+                                                  clip_search=trace))
     inet.save(run.dir / "bundle")
     return ["quant_model.pt", "plans.json", "quant_report.json", "bundle/manifest.yaml"]
 

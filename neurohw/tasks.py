@@ -19,9 +19,14 @@ class TaskData:
     y_train: np.ndarray            # labels [N], or target rasters [N, T, n_out]
     x_test: np.ndarray
     y_test: np.ndarray
+    x_val: np.ndarray | None = None    # data.n_val samples held out of the training split
+    y_val: np.ndarray | None = None
 
     def as_dict(self) -> dict:
-        return dict(x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test)
+        d = dict(x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test)
+        if self.x_val is not None:
+            d.update(x_val=self.x_val, y_val=self.y_val)
+        return d
 
 
 def build_data(cfg: Config) -> TaskData:
@@ -43,6 +48,12 @@ def build_data(cfg: Config) -> TaskData:
         out = TaskData(x, y, x, y)
     if d.n_train:
         out.x_train, out.y_train = out.x_train[:d.n_train], out.y_train[:d.n_train]
+    if d.n_val:
+        n = len(out.x_train)
+        if d.n_val >= n:
+            raise ValueError(f"{cfg.source}: data.n_val = {d.n_val} leaves no training samples; allowed int 0..{n - 1}")
+        out.x_val, out.y_val = out.x_train[n - d.n_val:], out.y_train[n - d.n_val:]
+        out.x_train, out.y_train = out.x_train[:n - d.n_val], out.y_train[:n - d.n_val]
     if d.n_test:
         out.x_test, out.y_test = out.x_test[:d.n_test], out.y_test[:d.n_test]
     return out

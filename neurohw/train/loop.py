@@ -67,12 +67,14 @@ def fano_factors(net: SpikingNet, x: np.ndarray, trials: int = 8, seed: int = 54
 
 
 def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None, cfg: TrainConfig,
-        out_dir=None, progress: bool = True, score: Callable | None = None) -> dict:
+        out_dir=None, progress: bool = True, score: Callable | None = None,
+        on_epoch: Callable | None = None) -> dict:
     """Train on data['x_train'], data['y_train'] (rasters [N, T, n_in], labels or targets),
     evaluating each epoch on data['x_test'], data['y_test']: accuracy with `predict` (metrics
     'test_acc', plus per-layer firing 'rates' and, at the end, 'fano' per layer), or any
     `score(net) -> float` ('test_score'). With out_dir, a checkpoint is written atomically after
-    every epoch and training resumes from it. Returns the metrics (also metrics.json)."""
+    every epoch and training resumes from it; `on_epoch(epoch, metrics)` is called after each.
+    Returns the metrics (also metrics.json)."""
     out = Path(out_dir) if out_dir else None
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -131,6 +133,8 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None
             metrics["fano"] = fano_factors(net, data["x_test"][:64])
         if progress:
             tqdm.write(f"epoch {epoch + 1}: loss {total / n:.4f}, {shown}")
+        if on_epoch is not None:          # before the checkpoint, so a resume never skips it
+            on_epoch(epoch + 1, metrics)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             save_torch(ckpt, dict(model=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
