@@ -4,15 +4,26 @@ Per layer: u = u*(1 - du_frac) + W s_prev (+ W_rec s_self_prev); v = v*(1 - dv_f
 s = spike(v - vth); v = 0 where s. The Dense delay is one step, and layer l is at rest until
 step l + 1 (docs/timing.md), so a trained network maps one to one onto an IntNetwork.
 Decay fractions follow the chip: du_frac = (du + 1) / 4096, dv_frac = dv / 4096.
+
+The input projection W s_prev is a Dense matrix, a 2-D convolution or a sum-pool over maps kept
+flat in the chip's (height, width, channel) C order, or a Dense with per-synapse delays (a spike
+sent at step t reaches the layer's u at step t + 1 + delay, as Lava's DelayDense). Trainable
+delays use a Gaussian delay kernel over the discrete delays 0..max_delay whose centre is the
+learned delay and whose width is annealed to zero, after which the kernel is the one-hot of the
+rounded delay (the chip's integer delay) with a straight-through gradient: the relaxation of
+Hammouamri, Khalfaoui-Hassani & Masquelier (2023), "Learning delays in spiking neural networks
+using dilated convolutions with learnable spacings" (DCLS), in its per-synapse Dense form.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .. import chip
+from .. import chip, config
 from .escape import Spiking, spike
 
 
@@ -35,6 +46,42 @@ class LayerSpec:
     train_decays: bool = False
     noise_current: float = 0.0    # std of Gaussian noise added to u's input each step (float units)
     noise_voltage: float = 0.0    # std of Gaussian noise added to v each step
+    # --- the input projection (docs/layers.md) ---
+    kind: str = "dense"           # "dense", "conv" (torch conv2d) or "pool" (sum-pool, one weight)
+    channels: int = 0             # conv: output channels
+    kernel: int = 1               # conv, pool: square kernel size (pool: stride = kernel)
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+    max_delay: int = 0            # dense: > 0 gives per-synapse delays 0..max_delay (DelayDense)
+    train_delays: bool = False    # learn them (Gaussian kernel, annealed) or keep their random init
+    delay_sigma: float = 2.0      # initial width (steps) of the Gaussian delay kernel
+    delay_seed: int = 0           # initial delays: uniform in [0, max_delay], from this seed
+
+
+KINDS = ("dense", "conv", "pool")
+HARD_FROM = 0.75   # share of training after which trainable delays are hard (rounded, one-hot)
+
+
+def conv_out_shape(in_shape: tuple[int, int, int], spec: LayerSpec) -> tuple[int, int, int]:
+    """(H', W', C') of a conv or pool layer on an (H, W, C) map (Lava's size rule, config.conv_out_shape).
+    Raises on a shape Lava could not build."""
+    for name in ("kernel", "stride", "padding", "dilation", "channels", "groups"):
+        val, lo = getattr(spec, name), 0 if name == "padding" or (name == "channels" and spec.kind == "pool") else 1
+        if isinstance(val, bool) or not isinstance(val, int) or val < lo:
+            raise ValueError(f"{spec.kind} layer: {name} = {val!r} must be an int >= {lo}")
+    c = in_shape[2]
+    if spec.kind == "conv" and (c % spec.groups or spec.channels % spec.groups):
+        raise ValueError(f"conv layer: groups = {spec.groups} must divide the input channels {c} and output "
+                         f"channels {spec.channels}")
+    out = config.conv_out_shape(in_shape, spec.kind, spec.channels, spec.kernel, spec.stride, spec.padding,
+                                spec.dilation, spec.groups)
+    if min(out[:2]) < 1:
+        raise ValueError(f"{spec.kind} layer: kernel {spec.kernel} (dilation {spec.dilation}, padding "
+                         f"{spec.padding}) does not fit the {in_shape[0]}x{in_shape[1]} input map; allowed "
+                         "dilation * (kernel - 1) + 1 <= map size + 2 * padding")
+    return out
 
 
 def lif_step(u, v, a, du_f, dv_f, bias, vth):
@@ -45,10 +92,44 @@ def lif_step(u, v, a, du_f, dv_f, bias, vth):
 
 
 class LIFLayer(nn.Module):
-    def __init__(self, n_in: int, spec: LayerSpec):
+    """One LIF population and its input projection. weight is (n_out, n_in) for dense layers,
+    torch's (C_out, C_in / groups, k, k) cross-correlation kernel for conv layers, and a single
+    value for pool layers (the sum-pool's shared weight). in_shape: the (H, W, C) input map of
+    conv and pool layers."""
+
+    def __init__(self, n_in: int, spec: LayerSpec, in_shape: tuple[int, int, int] | None = None):
         super().__init__()
+        if spec.kind not in KINDS:
+            raise ValueError(f"layer: kind = {spec.kind!r} is not known; allowed one of {KINDS}")
+        self.in_shape = in_shape
+        self.out_shape = None
+        if spec.kind != "dense":
+            if in_shape is None:
+                raise ValueError(f"{spec.kind} layer: needs an (H, W, C) input map (a conv or pool layer, or "
+                                 "the network's in_shape), not a flat dense input")
+            self.out_shape = conv_out_shape(in_shape, spec)
+            n = math.prod(self.out_shape)
+            if spec.n_out not in (0, n):
+                raise ValueError(f"{spec.kind} layer: n_out = {spec.n_out} does not match its output map "
+                                 f"{self.out_shape} = {n} neurons; allowed {n} (or 0 to derive it)")
+            spec = replace(spec, n_out=n)
+        if spec.max_delay and spec.kind != "dense":
+            raise ValueError(f"{spec.kind} layer: max_delay = {spec.max_delay} is only for dense layers; allowed 0")
         self.spec = spec
-        self.weight = nn.Parameter(torch.zeros(spec.n_out, n_in))
+        if spec.kind == "conv":
+            self.weight = nn.Parameter(torch.zeros(spec.channels, in_shape[2] // spec.groups, spec.kernel, spec.kernel))
+        elif spec.kind == "pool":
+            self.weight = nn.Parameter(torch.full((1,), 0.5 * float(spec.vth)))
+        else:
+            self.weight = nn.Parameter(torch.zeros(spec.n_out, n_in))
+        self.delay = None
+        if spec.max_delay:
+            g = torch.Generator().manual_seed(spec.delay_seed)
+            d = torch.rand(spec.n_out, n_in, generator=g) * spec.max_delay
+            self.delay = nn.Parameter(d) if spec.train_delays else None
+            if not spec.train_delays:
+                self.register_buffer("fixed_delay", d.round())
+            self.register_buffer("sigma", torch.tensor(float(spec.delay_sigma) if spec.train_delays else 0.0))
         self.rec = nn.Parameter(torch.zeros(spec.n_out, spec.n_out)) if spec.recurrent else None
         self.bias = nn.Parameter(torch.zeros(spec.n_out))
         self.register_buffer("vth", torch.tensor(float(spec.vth)))
@@ -78,16 +159,89 @@ class LIFLayer(nn.Module):
         du_f, dv_f = self.du_dv
         return self.weight, self.rec, self.bias, self.vth, du_f, dv_f, self.spec.spiking
 
+    @property
+    def delays(self) -> torch.Tensor | None:
+        """Per-synapse delays (n_out, n_in) as floats (trainable ones unrounded), or None."""
+        if not self.spec.max_delay:
+            return None
+        return self.delay if self.delay is not None else self.fixed_delay
+
+    def int_delays(self) -> torch.Tensor | None:
+        """The chip's delays: rounded and kept in 0..max_delay."""
+        d = self.delays
+        return None if d is None else d.detach().round().clamp(0, self.spec.max_delay).long()
+
+    def delay_kernel(self) -> torch.Tensor | None:
+        """(n_out, n_in, max_delay + 1): the weight of each delay slot per synapse.
+
+        Soft: a Gaussian of width sigma around the delay, normalized over the slots. Hard (sigma
+        0, or a quantization plan set): the one-hot of the rounded delay, with the soft kernel's
+        gradient (straight through) so that the delays keep learning."""
+        d = self.delays
+        if d is None:
+            return None
+        D = self.spec.max_delay
+        k = torch.arange(D + 1, dtype=d.dtype)
+        dc = d.clamp(0, D)
+        sig = max(float(self.sigma), 0.5)
+        soft = torch.softmax(-(k - dc[..., None]) ** 2 / (2 * sig * sig), dim=-1)
+        if float(self.sigma) > 0 and self.quant is None:
+            return soft
+        hard = F.one_hot(self.int_delays(), D + 1).to(d.dtype)
+        return soft + (hard - soft).detach()
+
+    def anneal(self, progress: float) -> None:
+        """Trainable delays: sigma shrinks linearly from delay_sigma to 0 at HARD_FROM of training."""
+        if self.delay is not None:
+            self.sigma.fill_(self.spec.delay_sigma * max(0.0, 1.0 - progress / HARD_FROM))
+
+    def project(self, src: torch.Tensor, w: torch.Tensor, hist: torch.Tensor | None = None,
+                kernel: torch.Tensor | None = None) -> torch.Tensor:
+        """Synaptic input [B, n_out] from the source spikes: src [B, n_in] (flat (H, W, C) maps for
+        conv and pool), or for delayed layers hist [B, n_in, max_delay + 1] (slot k = the spikes
+        sent k steps before src) with kernel = delay_kernel()."""
+        sp = self.spec
+        if sp.kind == "dense":
+            if kernel is None:
+                return src @ w.t()
+            return hist.flatten(1) @ (w[..., None] * kernel).flatten(1).t()
+        h, wd, c = self.in_shape
+        img = src.reshape(-1, h, wd, c).permute(0, 3, 1, 2)
+        if sp.kind == "conv":
+            out = F.conv2d(img, w, stride=sp.stride, padding=sp.padding, dilation=sp.dilation, groups=sp.groups)
+        else:
+            out = F.avg_pool2d(img, sp.kernel, stride=sp.kernel) * (sp.kernel * sp.kernel) * w
+        return out.permute(0, 2, 3, 1).flatten(1)
+
 
 class SpikingNet(nn.Module):
     """Layers of LIFLayer; optional non-spiking readout (LIF without spikes) of n_readout units."""
 
-    def __init__(self, n_in: int, layers: list[LayerSpec], readout: LayerSpec | None = None):
+    def __init__(self, n_in: int, layers: list[LayerSpec], readout: LayerSpec | None = None,
+                 in_shape: tuple[int, int, int] | None = None):
+        """in_shape: the input as an (H, W, C) map (needed when the first layer is conv or pool);
+        a conv or pool layer's output map feeds the next one; a dense layer flattens it."""
         super().__init__()
         self.n_in = n_in
-        sizes = [n_in] + [s.n_out for s in layers]
-        self.layers = nn.ModuleList(LIFLayer(a, s) for a, s in zip(sizes[:-1], layers))
-        self.readout = LIFLayer(sizes[-1], readout) if readout is not None else None
+        if in_shape is not None and math.prod(in_shape) != n_in:
+            raise ValueError(f"network: in_shape = {tuple(in_shape)} has {math.prod(in_shape)} inputs, "
+                             f"but n_in = {n_in}")
+        self.in_shape = None if in_shape is None else tuple(int(x) for x in in_shape)
+        mods, n, shape = [], n_in, self.in_shape
+        for i, spec in enumerate(list(layers) + ([readout] if readout is not None else [])):
+            try:
+                m = LIFLayer(n, spec, shape if spec.kind != "dense" else None)
+            except ValueError as e:
+                raise ValueError(f"layer {i}: {e}") from None
+            mods.append(m)
+            n, shape = m.spec.n_out, m.out_shape
+        self.layers = nn.ModuleList(mods[:len(layers)])
+        self.readout = mods[-1] if readout is not None else None
+
+    def anneal(self, progress: float) -> None:
+        """Called by the training loop before each epoch with epoch / epochs (delay kernels)."""
+        for m in self.modules_in_order:
+            m.anneal(progress)
 
     @property
     def modules_in_order(self) -> list[LIFLayer]:
@@ -102,6 +256,8 @@ class SpikingNet(nn.Module):
         mods = self.modules_in_order
         n_spiking = len(self.layers)
         ps = [m.params() for m in mods]
+        kernels = [m.delay_kernel() for m in mods]
+        hist = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in kernels]
         noise_sd = [m.noise_std() for m in mods]
         state = [(x.new_zeros(B, m.spec.n_out), x.new_zeros(B, m.spec.n_out)) for m in mods]
         prev = [x.new_zeros(B, m.spec.n_out) for m in mods]
@@ -117,7 +273,9 @@ class SpikingNet(nn.Module):
                 else:
                     w, rec, bias, vth, du_f, dv_f, spiking = ps[l]
                     src = x[:, t - 1] if l == 0 else prev[l - 1]
-                    a = src @ w.t()
+                    if hist[l] is not None:     # slot k: the spikes sent k steps before src
+                        hist[l] = torch.cat([src[..., None], hist[l][..., :-1]], -1)
+                    a = m.project(src, w, hist[l], kernels[l])
                     if rec is not None:
                         a = a + prev[l] @ rec.t()
                     sd_u, sd_v = noise_sd[l]      # additive noise, reparameterized: sd * N(0, 1)
