@@ -62,6 +62,8 @@ class LayerSpec:
 
 KINDS = ("dense", "conv", "pool")
 HARD_FROM = 0.75   # share of training after which trainable delays are hard (rounded, one-hot)
+SIGMA_MIN = 0.5
+SOFT_FORWARD = True
 
 
 def conv_out_shape(in_shape: tuple[int, int, int], spec: LayerSpec) -> tuple[int, int, int]:
@@ -126,7 +128,9 @@ class LIFLayer(nn.Module):
         if spec.max_delay:
             g = torch.Generator().manual_seed(spec.delay_seed)
             d = torch.rand(spec.n_out, n_in, generator=g) * spec.max_delay
-            self.delay = nn.Parameter(d) if spec.train_delays else None
+            # trained in units of max_delay, so that Adam's steps (~lr) move delays by ~lr * max_delay
+            # steps: delays cross their range in tens of updates, as DCLS's larger position lr does
+            self.delay = nn.Parameter(d / spec.max_delay) if spec.train_delays else None
             if not spec.train_delays:
                 self.register_buffer("fixed_delay", d.round())
             self.register_buffer("sigma", torch.tensor(float(spec.delay_sigma) if spec.train_delays else 0.0))
@@ -164,7 +168,7 @@ class LIFLayer(nn.Module):
         """Per-synapse delays (n_out, n_in) as floats (trainable ones unrounded), or None."""
         if not self.spec.max_delay:
             return None
-        return self.delay if self.delay is not None else self.fixed_delay
+        return self.delay * self.spec.max_delay if self.delay is not None else self.fixed_delay
 
     def int_delays(self) -> torch.Tensor | None:
         """The chip's delays: rounded and kept in 0..max_delay."""
@@ -183,9 +187,9 @@ class LIFLayer(nn.Module):
         D = self.spec.max_delay
         k = torch.arange(D + 1, dtype=d.dtype)
         dc = d.clamp(0, D)
-        sig = max(float(self.sigma), 0.5)
+        sig = max(float(self.sigma), SIGMA_MIN)
         soft = torch.softmax(-(k - dc[..., None]) ** 2 / (2 * sig * sig), dim=-1)
-        if float(self.sigma) > 0 and self.quant is None:
+        if SOFT_FORWARD and float(self.sigma) > 0 and self.quant is None:
             return soft
         hard = F.one_hot(self.int_delays(), D + 1).to(d.dtype)
         return soft + (hard - soft).detach()
