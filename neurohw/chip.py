@@ -47,6 +47,12 @@ INPUT_MESSAGE_BITS_RANGE = (0, 24)
 SIGN_EXCITATORY, SIGN_MIXED, SIGN_INHIBITORY = 1, 2, 3
 SIGN_MODE_NAMES = {SIGN_EXCITATORY: "excitatory", SIGN_MIXED: "mixed", SIGN_INHIBITORY: "inhibitory"}
 
+# --- Conv (PyConvModelFixed) and DelayDense (PyDelayDenseModelBitAcc) -----------------------
+CONV_SUM_BITS = 24                    # Conv's sum is wrapped (not saturated) to 24 bits
+CONV_GEOM_MAX = 127                   # kernel, stride, padding, dilation, groups live in int8 Vars
+MAX_DELAY = 63                        # Loihi 2 delays are 6 bit; Lava's DelayDense raises above 63
+DELAY_RANGE = (0, MAX_DELAY)
+
 # --- on-chip noise (neurohw's own, Loihi-style; see docs/noise.md) -------------------------
 NOISE_INJECT = ("none", "current", "voltage", "threshold")
 NOISE_DIST = ("uniform", "logistic")
@@ -197,3 +203,11 @@ def lif_update(u, v, a, du, dv, vth_eff, bias, n_u, n_v, n_th):
     if spike:
         vol = 0
     return cur, vol, spike, flags
+
+
+# ============================================================================================
+# Conv geometry (Lava's utils.output_shape, per spatial axis)
+# ============================================================================================
+def conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length along one axis: floor((size + 2p - d(k - 1) - 1) / s) + 1 (may be < 1)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1

@@ -99,7 +99,7 @@ def test_bundle_round_trip(tmp_path):
         x = synth.random_raster(rng, n, 2, 12)
         assert not __import__("neurohw.parity").parity.compare(emu.run(n, x), emu.run(m, x))
     manifest = yaml.safe_load((tmp_path / "b0" / MANIFEST).read_text())
-    assert manifest["format_version"] == 2 and "sha256" in manifest["arrays"]["layer0.weights"]
+    assert manifest["format_version"] == 3 and "sha256" in manifest["arrays"]["layer0.weights"]
 
 
 def test_overwrite_is_atomic_and_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -150,7 +150,7 @@ def test_tampered_bundle(bundle):
 
 def test_wrong_version_and_format(bundle):
     _edit_manifest(bundle, lambda m: m.update(format_version=99))
-    with pytest.raises(BundleError, match="format_version = 99 is not supported; allowed 1..2"):
+    with pytest.raises(BundleError, match="format_version = 99 is not supported; allowed 1..3"):
         load_bundle(bundle)
     _edit_manifest(bundle, lambda m: m.update(format="something-else", format_version=2))
     with pytest.raises(BundleError, match="has format 'something-else'"):
