@@ -8,11 +8,12 @@ Decay fractions follow the chip: du_frac = (du + 1) / 4096, dv_frac = dv / 4096.
 The input projection W s_prev is a Dense matrix, a 2-D convolution or a sum-pool over maps kept
 flat in the chip's (height, width, channel) C order, or a Dense with per-synapse delays (a spike
 sent at step t reaches the layer's u at step t + 1 + delay, as Lava's DelayDense). Trainable
-delays use a Gaussian delay kernel over the discrete delays 0..max_delay whose centre is the
-learned delay and whose width is annealed to zero, after which the kernel is the one-hot of the
-rounded delay (the chip's integer delay) with a straight-through gradient: the relaxation of
-Hammouamri, Khalfaoui-Hassani & Masquelier (2023), "Learning delays in spiking neural networks
-using dilated convolutions with learnable spacings" (DCLS), in its per-synapse Dense form.
+delays are real numbers whose forward pass always uses the chip's integer delay (rounded), while
+the gradient flows through a Gaussian delay kernel over the slots 0..max_delay centred on the real
+delay, its width annealed during training: the learnable-spacing relaxation of Hammouamri,
+Khalfaoui-Hassani & Masquelier (2023), "Learning delays in spiking neural networks using dilated
+convolutions with learnable spacings" (DCLS, ICLR 2024), in its per-synapse Dense form, made
+straight-through so that the trained network is the deployed one (docs/layers.md).
 """
 from __future__ import annotations
 
@@ -61,9 +62,7 @@ class LayerSpec:
 
 
 KINDS = ("dense", "conv", "pool")
-HARD_FROM = 0.75   # share of training after which trainable delays are hard (rounded, one-hot)
-SIGMA_MIN = 0.5
-SOFT_FORWARD = True
+SIGMA_MIN = 0.5    # the delay kernel's width (steps) at the end of training
 
 
 def conv_out_shape(in_shape: tuple[int, int, int], spec: LayerSpec) -> tuple[int, int, int]:
@@ -178,26 +177,26 @@ class LIFLayer(nn.Module):
     def delay_kernel(self) -> torch.Tensor | None:
         """(n_out, n_in, max_delay + 1): the weight of each delay slot per synapse.
 
-        Soft: a Gaussian of width sigma around the delay, normalized over the slots. Hard (sigma
-        0, or a quantization plan set): the one-hot of the rounded delay, with the soft kernel's
-        gradient (straight through) so that the delays keep learning."""
+        Forward: the one-hot of the rounded delay (the chip's). Backward (trainable delays): the
+        gradient of a Gaussian of width sigma around the real delay, normalized over the slots, so
+        that a delay moves towards the slots whose input would have lowered the loss."""
         d = self.delays
         if d is None:
             return None
         D = self.spec.max_delay
         k = torch.arange(D + 1, dtype=d.dtype)
         dc = d.clamp(0, D)
+        hard = F.one_hot(self.int_delays(), D + 1).to(d.dtype)
+        if self.delay is None:
+            return hard
         sig = max(float(self.sigma), SIGMA_MIN)
         soft = torch.softmax(-(k - dc[..., None]) ** 2 / (2 * sig * sig), dim=-1)
-        if SOFT_FORWARD and float(self.sigma) > 0 and self.quant is None:
-            return soft
-        hard = F.one_hot(self.int_delays(), D + 1).to(d.dtype)
         return soft + (hard - soft).detach()
 
     def anneal(self, progress: float) -> None:
-        """Trainable delays: sigma shrinks linearly from delay_sigma to 0 at HARD_FROM of training."""
+        """Trainable delays: the kernel's width shrinks linearly from delay_sigma towards SIGMA_MIN."""
         if self.delay is not None:
-            self.sigma.fill_(self.spec.delay_sigma * max(0.0, 1.0 - progress / HARD_FROM))
+            self.sigma.fill_(SIGMA_MIN + (self.spec.delay_sigma - SIGMA_MIN) * max(0.0, 1.0 - progress))
 
     def project(self, src: torch.Tensor, w: torch.Tensor, hist: torch.Tensor | None = None,
                 kernel: torch.Tensor | None = None) -> torch.Tensor:
