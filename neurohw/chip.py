@@ -206,8 +206,103 @@ def lif_update(u, v, a, du, dv, vth_eff, bias, n_u, n_v, n_th):
 
 
 # ============================================================================================
-# Conv geometry (Lava's utils.output_shape, per spatial axis)
+# Conv (PyConvModelFixed) and DelayDense (PyDelayDenseModelBitAcc): messages and references
 # ============================================================================================
 def conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
     """Output length along one axis: floor((size + 2p - d(k - 1) - 1) / s) + 1 (may be < 1)."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+@njit(cache=True, inline="always")
+def conv_out(acc):
+    """Conv's message: the exact sum (int32 after Lava's float->int32 cast, which neurohw
+    keeps exact by bounding the sum), WRAPPED to 24 bits (Lava's signed_clamp is a modulo)."""
+    return ((acc + (1 << (CONV_SUM_BITS - 1))) & ((1 << CONV_SUM_BITS) - 1)) - (1 << (CONV_SUM_BITS - 1))
+
+
+@njit(cache=True, inline="always")
+def delay_term(w, x, graded):
+    """One synapse's contribution to a DelayDense slot sum: w for a binary spike, the int32
+    product w * x for a graded payload (Lava multiplies elementwise in int32, sums in int64)."""
+    if graded:
+        return wrap32(w * x)
+    return w
+
+
+@njit(cache=True, inline="always")
+def delay_slot_out(acc, weight_exp):
+    """A DelayDense slot's share of a step: its int64 sum shifted by weight_exp, added into
+    the int32 ring buffer (so each slot's sum is rounded by the shift on its own)."""
+    return wrap32(shift_exp(acc, weight_exp))
+
+
+def conv_reference(x, weights, in_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+                   graded=False) -> np.ndarray:
+    """NumPy reference of Conv's message for inputs x [..., H*W*C] (flat (h*W + w)*C + c):
+    a gather over kernel taps, cross-correlation with weights (C_out, kh, kw, C/groups).
+
+    Returns [..., H'*W'*C_out] int64 (flat the same way), what the Conv sends one step later."""
+    H, W, C = in_shape
+    c_out, kh, kw, cg = np.shape(weights)
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    Ho, Wo = (conv_out_size(H, kh, sh, ph, dh), conv_out_size(W, kw, sw, pw, dw))
+    x = np.asarray(x).reshape(np.shape(x)[:-1] + (H, W, C)).astype(np.int64)
+    if not graded:
+        x = (x != 0).astype(np.int64)
+    lead = x.shape[:-3]
+    xp = np.zeros(lead + (H + 2 * ph, W + 2 * pw, C), np.int64)
+    xp[..., ph:ph + H, pw:pw + W, :] = x
+    w = np.asarray(weights, np.int64)
+    og = c_out // groups
+    acc = np.zeros(lead + (Ho, Wo, c_out), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            tap = xp[..., i * dh: i * dh + (Ho - 1) * sh + 1: sh, j * dw: j * dw + (Wo - 1) * sw + 1: sw, :]
+            for g in range(groups):
+                acc[..., g * og:(g + 1) * og] += tap[..., g * cg:(g + 1) * cg] @ w[g * og:(g + 1) * og, i, j, :].T
+    return conv_out.py_func(acc).reshape(lead + (Ho * Wo * c_out,))
+
+
+def dense_reference(x, weights, weight_exp=0, graded=False) -> np.ndarray:
+    """NumPy reference of Dense's message for inputs x [..., n_in] (sent one step later)."""
+    w = np.asarray(weights, np.int64)
+    x = np.asarray(x, np.int64)
+    acc = wrap32.py_func(x @ w.T) if graded else (x != 0).astype(np.int64) @ w.T
+    acc = acc << weight_exp if weight_exp >= 0 else acc >> -weight_exp
+    return wrap32.py_func(acc)
+
+
+class DelayBuffer:
+    """NumPy reference of DelayDense's (n_out, max_delay + 1) int32 buffer, as Lava runs it.
+
+    step(x) takes the input of one step and returns the message the neurons receive at the
+    next step: drop slot 0, shift the buffer by one, add this step's sum of each delay slot,
+    shifted by weight_exp, into int32; slot 0 is then what is sent (so a spike at step t with
+    delay d arrives at step t + 1 + d, and delay 0 behaves like Dense)."""
+
+    def __init__(self, weights, delays, weight_exp=0, graded=False):
+        self.w = np.asarray(weights, np.int64)
+        self.d = np.asarray(delays)
+        self.weight_exp, self.graded = weight_exp, graded
+        self.buf = np.zeros((self.w.shape[0], int(self.d.max(initial=0)) + 1), np.int64)
+
+    def step(self, x) -> np.ndarray:
+        x = np.asarray(x, np.int64)
+        terms = wrap32.py_func(self.w * x[None, :]) if self.graded else self.w * (x != 0)[None, :]
+        self.buf = np.concatenate([self.buf[:, 1:], np.zeros((self.w.shape[0], 1), np.int64)], axis=1)
+        e = self.weight_exp
+        for k in range(self.buf.shape[1]):
+            acc = np.where(self.d == k, terms, 0).sum(axis=1)
+            acc = acc << e if e >= 0 else acc >> -e
+            self.buf[:, k] = wrap32.py_func(self.buf[:, k] + wrap32.py_func(acc))
+        return self.buf[:, 0].copy()
+
+
+def delay_dense_reference(xs, weights, delays, weight_exp=0, graded=False) -> np.ndarray:
+    """DelayBuffer over inputs xs [T, n_in]: [T, n_out] int64, the message the neurons
+    receive at each step (row 0 is zero: nothing has arrived yet)."""
+    ref = DelayBuffer(weights, delays, weight_exp, graded)
+    out = np.zeros((len(xs), ref.w.shape[0]), np.int64)
+    for t in range(1, len(xs)):
+        out[t] = ref.step(xs[t - 1])
+    return out

@@ -340,9 +340,9 @@ class IntNetwork:
         return [layer.kind for layer in self.layers]
 
     @property
-    def total_delay(self) -> int:
+    def max_delay(self) -> int:
         """The largest delay any synapse adds beyond Dense's one step (0 without delays)."""
-        return max([max(layer.max_delay, layer.rec_max_delay) for layer in self.layers])
+        return max(max(layer.max_delay, layer.rec_max_delay) for layer in self.layers)
 
     # ---- bundle I/O ---------------------------------------------------------------------
     def save(self, path, extra: dict[str, np.ndarray] | None = None) -> Path:

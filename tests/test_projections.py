@@ -20,7 +20,7 @@ def test_conv_shapes_and_index_order():
     net = IntNetwork(n_in=7 * 6 * 4, layers=[layer, IntLayer(weights=np.zeros((3, layer.n_out), np.int16), **LIF)])
     # H' = (7 + 2 - 2 - 1) // 2 + 1 = 4; W' = (6 + 0 - 2 - 1) // 1 + 1 = 4
     assert layer.shape == (4, 4, 6) and layer.n_out == 96 and net.sizes == [168, 96, 3]
-    assert net.kinds == ["conv", "dense"] and net.total_delay == 0
+    assert net.kinds == ["conv", "dense"] and net.max_delay == 0
 
 
 @pytest.mark.parametrize("make, message", [
@@ -109,7 +109,7 @@ def mixed_network():
 
 def test_bundle_v3_round_trip(tmp_path):
     net = mixed_network()
-    assert net.kinds == ["conv", "pool", "delay", "dense"] and net.total_delay == 63
+    assert net.kinds == ["conv", "pool", "delay", "dense"] and net.max_delay == 63
     net.save(tmp_path / "b")
     m = yaml.safe_load((tmp_path / "b" / MANIFEST).read_text())
     assert m["format_version"] == 3 and m["layers"][0]["conv"] == dict(
@@ -148,4 +148,4 @@ def test_committed_v2_bundles_load(name):
     path = Path(__file__).parent.parent / "deploy" / name
     assert yaml.safe_load((path / MANIFEST).read_text())["format_version"] in (1, 2)
     net = load_bundle(path)
-    assert set(net.kinds) == {"dense"} and net.total_delay == 0
+    assert set(net.kinds) == {"dense"} and net.max_delay == 0

@@ -47,12 +47,15 @@ class PyChipLIFModel(PyLoihiProcessModel):
     def run_spk(self):
         a = self.a_in.recv().astype(np.int64)
         a_rec = self.a_rec.recv().astype(np.int64)
-        layer, start, interval = (self.proc_params[k] for k in ("layer", "start", "interval"))
+        layer, start, interval, quiet = (self.proc_params[k] for k in ("layer", "start", "interval", "quiet"))
         window, j = divmod(self.time_step - 1 - start, interval)
-        if j == 0:                       # a new sample: from rest, nothing of the last one
+        if j == 0 or j >= quiet:         # a new sample, or the quiet tail: at rest, nothing carried
             self.u[:] = 0
             self.v[:] = 0
             a_rec[:] = 0
+        if j >= quiet:
+            self.s_out.send(np.zeros(self.u.shape[0], np.int32))
+            return
         ids = self.sample_ids
         sample = ids[window] if 0 <= window < ids.shape[0] else window
         a = wrap32.py_func(a + a_rec)    # two Dense into one port: an int32 sum

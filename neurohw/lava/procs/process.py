@@ -11,11 +11,14 @@ class ChipLIF(AbstractProcess):
     Windows of `interval` steps start at step index `start` (= layer + 1); at a window's
     first step u and v are zeroed and the recurrent port's input (spikes of the previous
     sample) is discarded, so each sample runs from rest, as in the emulator.
-    a_in takes the feed-forward Dense, a_rec the recurrent Dense."""
+    a_in takes the feed-forward projection, a_rec the recurrent one. From a window's step
+    `quiet` on, the population is held at rest and sends nothing (u = v = 0, input dropped):
+    the quiet tail of a window lets delayed spikes drain before the next sample."""
 
     def __init__(self, *, shape, du, dv, vth, bias_mant, bias_exp, layer, start, interval,
-                 sample_ids, noise=(0, 0, 0, 7, 0), name=None):
-        super().__init__(shape=shape, name=name, layer=layer, start=start, interval=interval)
+                 sample_ids, noise=(0, 0, 0, 7, 0), quiet=None, name=None):
+        super().__init__(shape=shape, name=name, layer=layer, start=start, interval=interval,
+                         quiet=interval if quiet is None else quiet)
         self.a_in = InPort(shape=shape)
         self.a_rec = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
