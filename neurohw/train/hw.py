@@ -21,8 +21,12 @@ from .model import SpikingNet, lif_step
 
 def _int_params(m, lq) -> dict:
     mant, exp = lq.bias_ints(m.bias)
+    d = m.int_delays()
     return dict(
         w=lq.weight_ints(m.weight).double(),
+        # DelayDense: one weight matrix per delay slot [max_delay + 1, n_out, n_in]
+        w_slots=None if d is None else torch.stack([lq.weight_ints(m.weight).double() * (d == k)
+                                                    for k in range(m.spec.max_delay + 1)]),
         rec=None if m.rec is None else lq.weight_ints(m.rec, True).double(),
         bias=chip.effective_bias(mant, exp), vth_eff=lq.vth << chip.VTH_SHIFT,
         noise=(chip.NOISE_INJECT.index(lq.noise.inject), chip.NOISE_DIST.index(lq.noise.dist),
@@ -32,6 +36,24 @@ def _int_params(m, lq) -> dict:
 def _acc(src: torch.Tensor, w: torch.Tensor) -> np.ndarray:
     """Integer Dense sums of binary spikes (exact in float64) as int64."""
     return (src.double() @ w.t()).numpy().astype(np.int64)
+
+
+def _message(m, lq, ip, src: torch.Tensor, hist: torch.Tensor | None) -> tuple[np.ndarray, int]:
+    """(acc, weight_exp) for layer_step: Dense's sums and its weight_exp; for the other kinds the
+    finished message with exponent 0. Conv / pool: the exact sum wrapped to 24 bits (chip.conv_out);
+    DelayDense: per delay slot the sum of the spikes sent that many steps before src, each slot
+    shifted by weight_exp on its own and added in int32 (chip.delay_slot_out), as Lava's buffer."""
+    if m.spec.kind != "dense":
+        acc = m.project(src.double(), ip["w"]).round().numpy().astype(np.int64)
+        return chip.conv_out.py_func(acc), 0            # vectorized: the same integer expression
+    if hist is None:
+        return _acc(src, ip["w"]), lq.weight_exp
+    msg = np.zeros((src.shape[0], m.spec.n_out), np.int64)
+    for k in range(hist.shape[-1]):
+        acc = _acc(hist[..., k], ip["w_slots"][k])
+        msg = chip.wrap32.py_func(msg + chip.wrap32.py_func(np.right_shift(acc, -lq.weight_exp) if lq.weight_exp < 0
+                                                            else np.left_shift(acc, lq.weight_exp)))
+    return msg, 0
 
 
 class HwExactNet(nn.Module):
@@ -63,6 +85,8 @@ class HwExactNet(nn.Module):
         u_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
         v_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
         prev_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
+        kernels = [m.delay_kernel() for m in mods]      # delayed layers: slots of past source spikes
+        hist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in kernels]
         wraps = [0] * len(mods)
         sats = [0] * len(mods)
         out_s, out_u, out_v = ([[] for _ in mods] for _ in range(3))
@@ -76,14 +100,17 @@ class HwExactNet(nn.Module):
                     s_int = np.zeros((B, n), np.uint8)
                 else:
                     src_g = x[:, t - 1] if l == 0 else prev_g[l - 1]
-                    acc = _acc(src_g.detach(), ip["w"])
+                    if hist_g[l] is not None:
+                        hist_g[l] = torch.cat([src_g[..., None], hist_g[l][..., :-1]], -1)
+                    acc, w_exp = _message(m, lq, ip, src_g.detach(),
+                                          None if hist_g[l] is None else hist_g[l].detach())
                     acc_rec = _acc(prev_g[l].detach(), ip["rec"]) if rec is not None else np.zeros_like(acc)
-                    s_int, nw, ns = layer_step(u_int[l], v_int[l], acc, acc_rec, rec is not None, lq.weight_exp,
+                    s_int, nw, ns = layer_step(u_int[l], v_int[l], acc, acc_rec, rec is not None, w_exp,
                                                lq.rec_weight_exp, False, lq.du, lq.dv, ip["vth_eff"], ip["bias"],
                                                *ip["noise"], NOISE_TABLES, l, t, ids)
                     wraps[l] += nw
                     sats[l] += ns
-                    a = src_g @ w.t()
+                    a = m.project(src_g, w, hist_g[l], kernels[l])
                     if rec is not None:
                         a = a + prev_g[l] @ rec.t()
                     u, v, xv = lif_step(u_g[l], v_g[l], a, du_f, dv_f, bias, vth)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import chip, config
+from .. import chip
 from .escape import Spiking, spike
 
 
@@ -50,39 +50,53 @@ class LayerSpec:
     # --- the input projection (docs/layers.md) ---
     kind: str = "dense"           # "dense", "conv" (torch conv2d) or "pool" (sum-pool, one weight)
     channels: int = 0             # conv: output channels
-    kernel: int = 1               # conv, pool: square kernel size (pool: stride = kernel)
-    stride: int = 1
-    padding: int = 0
-    dilation: int = 1
+    kernel: int | tuple = 1       # conv, pool: int or (height, width) (pool: stride = kernel)
+    stride: int | tuple = 1
+    padding: int | tuple = 0
+    dilation: int | tuple = 1
     groups: int = 1
     max_delay: int = 0            # dense: > 0 gives per-synapse delays 0..max_delay (DelayDense)
     train_delays: bool = False    # learn them (Gaussian kernel, annealed) or keep their random init
     delay_sigma: float = 2.0      # initial width (steps) of the Gaussian delay kernel
     delay_seed: int = 0           # initial delays: uniform in [0, max_delay], from this seed
+    in_shape: tuple | None = None  # conv, pool: view a flat input as this (H, W, C) map (default:
+                                   # the previous conv / pool layer's map, or the network's in_shape)
 
 
 KINDS = ("dense", "conv", "pool")
 SIGMA_MIN = 0.5    # the delay kernel's width (steps) at the end of training
 
 
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) and not isinstance(v, bool) else tuple(v)
+
+
 def conv_out_shape(in_shape: tuple[int, int, int], spec: LayerSpec) -> tuple[int, int, int]:
-    """(H', W', C') of a conv or pool layer on an (H, W, C) map (Lava's size rule, config.conv_out_shape).
-    Raises on a shape Lava could not build."""
-    for name in ("kernel", "stride", "padding", "dilation", "channels", "groups"):
-        val, lo = getattr(spec, name), 0 if name == "padding" or (name == "channels" and spec.kind == "pool") else 1
-        if isinstance(val, bool) or not isinstance(val, int) or val < lo:
-            raise ValueError(f"{spec.kind} layer: {name} = {val!r} must be an int >= {lo}")
+    """(H', W', C') of a conv or pool layer on an (H, W, C) map (Lava's size rule, chip.conv_out_size).
+    kernel, stride, padding, dilation: an int or (height, width). Raises on a shape Lava could not build."""
+    pool = spec.kind == "pool"
+    geo = dict(kernel=spec.kernel, stride=spec.kernel if pool else spec.stride, padding=0 if pool else spec.padding,
+               dilation=1 if pool else spec.dilation)
+    for name, val in geo.items():
+        pair = _pair(val) if isinstance(val, (int, tuple, list)) else ()
+        lo = 0 if name == "padding" else 1
+        if len(pair) != 2 or any(isinstance(x, bool) or not isinstance(x, int) or x < lo for x in pair):
+            raise ValueError(f"{spec.kind} layer: {name} = {val!r} must be an int >= {lo} or a pair of them")
+        geo[name] = pair
     c = in_shape[2]
-    if spec.kind == "conv" and (c % spec.groups or spec.channels % spec.groups):
-        raise ValueError(f"conv layer: groups = {spec.groups} must divide the input channels {c} and output "
-                         f"channels {spec.channels}")
-    out = config.conv_out_shape(in_shape, spec.kind, spec.channels, spec.kernel, spec.stride, spec.padding,
-                                spec.dilation, spec.groups)
-    if min(out[:2]) < 1:
+    cout, g = (c, c) if pool else (spec.channels, spec.groups)
+    for name, val in (("channels", cout), ("groups", g)):
+        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+            raise ValueError(f"{spec.kind} layer: {name} = {val!r} must be an int >= 1")
+    if c % g or cout % g:
+        raise ValueError(f"conv layer: groups = {g} must divide the input channels {c} and output channels {cout}")
+    out = tuple(chip.conv_out_size(in_shape[a], *(geo[k][a] for k in ("kernel", "stride", "padding", "dilation")))
+                for a in (0, 1))
+    if min(out) < 1:
         raise ValueError(f"{spec.kind} layer: kernel {spec.kernel} (dilation {spec.dilation}, padding "
                          f"{spec.padding}) does not fit the {in_shape[0]}x{in_shape[1]} input map; allowed "
                          "dilation * (kernel - 1) + 1 <= map size + 2 * padding")
-    return out
+    return out[0], out[1], cout
 
 
 def lif_step(u, v, a, du_f, dv_f, bias, vth):
@@ -118,7 +132,7 @@ class LIFLayer(nn.Module):
             raise ValueError(f"{spec.kind} layer: max_delay = {spec.max_delay} is only for dense layers; allowed 0")
         self.spec = spec
         if spec.kind == "conv":
-            self.weight = nn.Parameter(torch.zeros(spec.channels, in_shape[2] // spec.groups, spec.kernel, spec.kernel))
+            self.weight = nn.Parameter(torch.zeros(spec.channels, in_shape[2] // spec.groups, *_pair(spec.kernel)))
         elif spec.kind == "pool":
             self.weight = nn.Parameter(torch.full((1,), 0.5 * float(spec.vth)))
         else:
@@ -213,7 +227,8 @@ class LIFLayer(nn.Module):
         if sp.kind == "conv":
             out = F.conv2d(img, w, stride=sp.stride, padding=sp.padding, dilation=sp.dilation, groups=sp.groups)
         else:
-            out = F.avg_pool2d(img, sp.kernel, stride=sp.kernel) * (sp.kernel * sp.kernel) * w
+            k = _pair(sp.kernel)
+            out = F.avg_pool2d(img, k, stride=k) * (k[0] * k[1]) * w
         return out.permute(0, 2, 3, 1).flatten(1)
 
 
@@ -233,6 +248,10 @@ class SpikingNet(nn.Module):
         mods, n, shape = [], n_in, self.in_shape
         for i, spec in enumerate(list(layers) + ([readout] if readout is not None else [])):
             try:
+                if spec.in_shape is not None:
+                    if math.prod(spec.in_shape) != n:
+                        raise ValueError(f"in_shape = {tuple(spec.in_shape)} does not hold the {n} inputs")
+                    shape = tuple(int(v) for v in spec.in_shape)
                 m = LIFLayer(n, spec, shape if spec.kind != "dense" else None)
             except ValueError as e:
                 raise ValueError(f"layer {i}: {e}") from None
