@@ -68,6 +68,8 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None) -> RunRe
     ids = np.arange(B, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
     if ids.shape != (B,):
         raise ValueError(f"sample_ids: shape {ids.shape}, expected ({B},)")
+    if any(layer.kind != "dense" for layer in net.layers):
+        return _run_layers(net, r, ids, probes)
     p = pack(net)
     N = int(p["n_off"][-1])
     out_s = np.zeros((B, T, N), np.uint8)
@@ -80,3 +82,19 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None) -> RunRe
     if not probes:
         return RunResult(spikes=split_layers(net, out_s))
     return RunResult(spikes=split_layers(net, out_s), u=split_layers(net, out_u), v=split_layers(net, out_v))
+
+
+def _run_layers(net: IntNetwork, r: np.ndarray, ids: np.ndarray, probes: bool) -> RunResult:
+    """Layer by layer over the whole block, each projection as event rows (conv, delay, dense;
+    neurohw.emu.synapses): the path for networks with conv, pool or delay layers."""
+    from .synapses import run_layer
+    graded = net.input_message_bits > 0
+    x = r if graded else (r != 0).astype(np.uint8)
+    spikes, us, vs = [], [], []
+    for i, layer in enumerate(net.layers):
+        s, u, v, _, _ = run_layer(layer, i, x, graded and i == 0, ids, probes)
+        spikes.append(s)
+        us.append(u)
+        vs.append(v)
+        x = s
+    return RunResult(spikes=spikes, u=us, v=vs) if probes else RunResult(spikes=spikes)

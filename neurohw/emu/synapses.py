@@ -1,0 +1,243 @@
+"""Event-driven Conv and DelayDense projections, and the neuron loop for their messages.
+
+A projection is held as event rows (like a transposed sparse matrix): for input j, the
+entries ptr[j]:ptr[j + 1] give each synapse's target neuron, weight and delay. A spike (or
+payload) of input j scatters its row: for a conv that row is the kernel placed on every output
+position the input touches, so a spike scatters its kernel into the output map; for a
+DelayDense it is the weight column, each entry bound for its delay slot of a ring buffer.
+
+What the neurons receive is the chip's *message* (chip.conv_out, chip.delay_slot_out):
+a finished int32 value, which the shared neuron step (kernel.neuron_step / layer_step) takes
+with weight_exp = 0 and graded = False (dense_out is then the identity on int32 values).
+Time layout as in the Dense kernel: msgs[b, t] is what the neurons receive at step t + 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, delay_slot_out, delay_term, dense_out, wrap32
+from .kernel import neuron_step
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A projection as event rows: input j's synapses are ptr[j]:ptr[j + 1] of post (target
+    neuron), w (weight) and delay (slot); n_out targets; max_delay the largest delay."""
+    ptr: np.ndarray
+    post: np.ndarray
+    w: np.ndarray
+    delay: np.ndarray
+    n_out: int
+    max_delay: int
+
+
+def _rows(pre, post, w, delay, n_in: int, n_out: int) -> Rows:
+    keep = w != 0                                   # a zero weight adds nothing, in any mode
+    pre, post, w, delay = pre[keep], post[keep], w[keep], delay[keep]
+    order = np.argsort(pre, kind="stable")
+    ptr = np.zeros(n_in + 1, np.int64)
+    np.cumsum(np.bincount(pre, minlength=n_in), out=ptr[1:])
+    return Rows(ptr=ptr, post=post[order].astype(np.int64), w=w[order].astype(np.int64),
+                delay=delay[order].astype(np.int64), n_out=int(n_out),
+                max_delay=int(delay.max(initial=0)))
+
+
+def dense_rows(weights, delays=None) -> Rows:
+    """Event rows of a Dense / DelayDense (weights (n_out, n_in), delays alike or None)."""
+    w = np.asarray(weights, np.int64)
+    n_out, n_in = w.shape
+    post, pre = np.indices(w.shape).reshape(2, -1)
+    d = np.zeros(w.size, np.int64) if delays is None else np.asarray(delays, np.int64).ravel()
+    return _rows(pre, post, w.ravel(), d, n_in, n_out)
+
+
+def conv_rows(weights, in_shape, stride, padding, dilation, groups) -> Rows:
+    """Event rows of a Conv2d (network.Conv2d's cross-correlation, C-order (h, w, c) maps):
+    for every kernel tap, the (input, output) index pairs it joins."""
+    w = np.asarray(weights, np.int64)
+    c_out, kh, kw, cg = w.shape
+    H, W, C = in_shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    og = c_out // groups
+    ho, wo, o, cl = np.meshgrid(np.arange(Ho), np.arange(Wo), np.arange(c_out), np.arange(cg), indexing="ij")
+    c = (o // og) * cg + cl
+    out_idx = (ho * Wo + wo) * c_out + o
+    pres, posts, ws = [], [], []
+    for i in range(kh):
+        for j in range(kw):
+            h = ho * sh + i * dh - ph
+            x = wo * sw + j * dw - pw
+            ok = (h >= 0) & (h < H) & (x >= 0) & (x < W)
+            pres.append(((h * W + x) * C + c)[ok])
+            posts.append(out_idx[ok])
+            ws.append(w[o[ok], i, j, cl[ok]])
+    pre, post, ww = (np.concatenate(a) if a else np.zeros(0, np.int64) for a in (pres, posts, ws))
+    return _rows(pre, post, ww, np.zeros(pre.size, np.int64), H * W * C, Ho * Wo * c_out)
+
+
+# ---- step functions (one sample, one step) ---------------------------------------------------
+@njit(cache=True, inline="always")
+def conv_step(acc, x, ptr, post, w, graded):
+    """Scatter the rows of x's non-zero inputs into acc (int64, zeroed by the caller); the
+    message is then chip.conv_out(acc) (exact sums: the network bounds them below 2**31)."""
+    for j in range(x.shape[0]):
+        xv = x[j]
+        if xv != 0:
+            val = np.int64(xv) if graded else np.int64(1)
+            for e in range(ptr[j], ptr[j + 1]):
+                acc[post[e]] += w[e] * val
+
+
+@njit(cache=True, inline="always")
+def delay_step(ring, tmp, t, x, ptr, post, w, delay, weight_exp, graded, msg):
+    """One step of a DelayDense ring buffer (ring, tmp: [max_delay + 1, n] int64).
+
+    x is the input of step t; each delay slot's sum of this step is shifted by weight_exp and
+    added (int32) into the ring slot of step t + d; msg gets the message of step t + 1 (the
+    ring slot of step t, which is then cleared)."""
+    D1 = ring.shape[0]
+    tmp[:] = 0
+    hit = False
+    for j in range(x.shape[0]):
+        xv = x[j]
+        if xv != 0:
+            hit = True
+            for e in range(ptr[j], ptr[j + 1]):
+                tmp[delay[e], post[e]] += delay_term(w[e], np.int64(xv), graded)
+    if hit:
+        for d in range(D1):
+            slot = (t + d) % D1
+            for k in range(ring.shape[1]):
+                if tmp[d, k] != 0:
+                    ring[slot, k] = wrap32(ring[slot, k] + delay_slot_out(tmp[d, k], weight_exp))
+    s0 = t % D1
+    for k in range(ring.shape[1]):
+        msg[k] = ring[s0, k]
+        ring[s0, k] = 0
+
+
+# ---- block functions (a whole [batch, steps] block, parallel over samples) -------------------
+@njit(parallel=True, cache=True)
+def conv_block(x, ptr, post, w, graded, out):
+    """out[b, t] = Conv's message from x[b, t] (received at step t + 1), int32."""
+    B, T, n = out.shape
+    for b in prange(B):
+        acc = np.zeros(n, np.int64)
+        for t in range(T):
+            acc[:] = 0
+            conv_step(acc, x[b, t], ptr, post, w, graded)
+            for k in range(n):
+                out[b, t, k] = conv_out(acc[k])
+
+
+@njit(parallel=True, cache=True)
+def delay_block(x, ptr, post, w, delay, max_delay, weight_exp, graded, out):
+    """out[b, t] = DelayDense's message received at step t + 1 (inputs up to step t), int32."""
+    B, T, n = out.shape
+    for b in prange(B):
+        ring = np.zeros((max_delay + 1, n), np.int64)
+        tmp = np.zeros((max_delay + 1, n), np.int64)
+        msg = np.zeros(n, np.int64)
+        for t in range(T):
+            delay_step(ring, tmp, t, x[b, t], ptr, post, w, delay, weight_exp, graded, msg)
+            out[b, t] = msg
+
+
+@njit(parallel=True, cache=True)
+def message_layer(msgs, rec, r_ptr, r_post, r_w, r_delay, r_max_delay, r_exp, du, dv, vth_eff, bias,
+                  kind, dist, mant, exp, seed, tables, layer, sample_ids, probes, out_s, out_u, out_v, counts):
+    """A layer's neurons over a [B, T] block, fed by finished messages msgs [B, T, n] (msgs[b, t]
+    received at step t + 1), with an optional recurrent projection from the layer's own spikes
+    of the previous step, as a ring buffer (a recurrent Dense is the case max_delay = 0, whose
+    single slot is dense_out of the sum). At rest for t <= layer. counts[b] = (wraps, sats)."""
+    B, T, n = out_s.shape
+    for b in prange(B):
+        u = np.zeros(n, np.int64)
+        v = np.zeros(n, np.int64)
+        ring = np.zeros((r_max_delay + 1, n), np.int64)
+        tmp = np.zeros((r_max_delay + 1, n), np.int64)
+        msg_rec = np.zeros(n, np.int64)
+        sid = sample_ids[b]
+        wraps = 0
+        sats = 0
+        for t in range(layer + 1, T):
+            if rec:
+                delay_step(ring, tmp, t - 1, out_s[b, t - 1], r_ptr, r_post, r_w, r_delay, r_exp, False, msg_rec)
+            for k in range(n):
+                uu, vv, sp, fl = neuron_step(u[k], v[k], np.int64(msgs[b, t - 1, k]), msg_rec[k], rec, 0, 0, False,
+                                             du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed, tables,
+                                             layer, k, t, sid)
+                u[k] = uu
+                v[k] = vv
+                out_s[b, t, k] = sp
+                if probes:
+                    out_u[b, t, k] = uu
+                    out_v[b, t, k] = vv
+                wraps += (fl & FLAG_U_WRAP) != 0
+                sats += (fl & FLAG_V_SAT) != 0
+        counts[b, 0] = wraps
+        counts[b, 1] = sats
+
+
+@njit(parallel=True, cache=True)
+def dense_block(x, ptr, post, w, weight_exp, graded, out):
+    """out[b, t] = Dense's message from x[b, t] (chip.dense_out of the event-row sum)."""
+    B, T, n = out.shape
+    for b in prange(B):
+        acc = np.zeros(n, np.int64)
+        for t in range(T):
+            acc[:] = 0
+            conv_step(acc, x[b, t], ptr, post, w, graded)
+            for k in range(n):
+                out[b, t, k] = dense_out(acc[k], weight_exp, graded)
+
+
+def layer_rows(layer) -> Rows:
+    """The event rows of a layer's input projection."""
+    if layer.conv is not None:
+        c = layer.conv
+        return conv_rows(layer.weights, c.in_shape, c.stride, c.padding, c.dilation, c.groups)
+    return dense_rows(layer.weights, layer.delays)
+
+
+def messages(layer, x, graded: bool) -> np.ndarray:
+    """The layer's input messages for a block x [B, T, n_in]: [B, T, n_out] int32, row t
+    received at step t + 1."""
+    r = layer_rows(layer)
+    B, T, _ = x.shape
+    out = np.zeros((B, T, r.n_out), np.int32)
+    if out.size:
+        if layer.conv is not None:
+            conv_block(x, r.ptr, r.post, r.w, graded, out)
+        elif layer.delays is not None:
+            delay_block(x, r.ptr, r.post, r.w, r.delay, r.max_delay, layer.weight_exp, graded, out)
+        else:
+            dense_block(x, r.ptr, r.post, r.w, layer.weight_exp, graded, out)
+    return out
+
+
+def run_layer(layer, layer_index: int, x, graded: bool, sample_ids, probes: bool):
+    """One layer over a block: its projection's messages, then message_layer.
+    Returns (spikes, u, v, wraps, sats)."""
+    from .. import chip
+    from ..noise import NOISE_TABLES
+    B, T, _ = x.shape
+    msgs = messages(layer, x, graded)
+    n = layer.n_out
+    rr = dense_rows(layer.rec_weights, layer.rec_delays) if layer.recurrent else dense_rows(np.zeros((n, 0), np.int64))
+    s = np.zeros((B, T, n), np.uint8)
+    u = np.zeros((B, T, n) if probes else (1, 1, n), np.int32)
+    v = np.zeros_like(u)
+    counts = np.zeros((B, 2), np.int64)
+    nz = layer.noise
+    if s.size:
+        message_layer(msgs, layer.recurrent, rr.ptr, rr.post, rr.w, rr.delay, rr.max_delay, layer.rec_weight_exp,
+                      layer.du, layer.dv, layer.vth << chip.VTH_SHIFT, np.ascontiguousarray(layer.bias, np.int64),
+                      chip.NOISE_INJECT.index(nz.inject), chip.NOISE_DIST.index(nz.dist), nz.mant, nz.exp, nz.seed,
+                      NOISE_TABLES, layer_index, np.asarray(sample_ids, np.int64), probes, s, u, v, counts)
+    return s, u, v, int(counts[:, 0].sum()), int(counts[:, 1].sum())
