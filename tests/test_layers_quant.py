@@ -1,10 +1,10 @@
 """Conv, pool and delay layers on the chip: quantizer -> IntLayer kinds, and the hardware-exact
-trainer bit-exact against the NumPy reference run (parity.reference_run) on random networks."""
+trainer bit-exact against the emulator and the NumPy reference run (parity.reference_run)."""
 import numpy as np
 import pytest
 import torch
 
-from neurohw import parity, quant, synth
+from neurohw import emu, parity, quant, synth
 from neurohw.train import LayerSpec, SpikingNet
 from neurohw.train.hw import HwExactNet, run_int_network
 from neurohw.train.init import fluctuation_init
@@ -26,7 +26,9 @@ def test_hw_exact_trainer_matches_the_reference_on_random_projection_networks(se
     for L in net.layers:
         L.rec_delays = None
     x = synth.random_raster(rng, net, 3, 14)
-    _same(parity.reference_run(net, x), run_int_network(net, x))
+    hw = run_int_network(net, x)
+    _same(parity.reference_run(net, x), hw)
+    _same(emu.run(net, x, probes=True), hw)
 
 
 def _float_net(seed=0):
@@ -62,6 +64,7 @@ def test_quantizer_makes_the_chip_kinds_and_the_hw_exact_net_runs_them():
     ref = parity.reference_run(inet, x)
     got = type(ref)(hw["int"]["spikes"], hw["int"]["u"], hw["int"]["v"])
     _same(ref, got)
+    _same(emu.run(inet, x, probes=True), got)
     assert sum(int(s.sum()) for s in ref.spikes) > 0
     # the fake-quantized float forward (the QAT view) follows the chip closely
     quant.attach(net, plans)
