@@ -22,7 +22,7 @@ from neurohw.config import load_config, parse_config
 from neurohw.pipeline import load_data, load_float, run_pipeline
 from neurohw.train import Escape
 
-CONFIGS = ["yinyang", "yinyang_stochastic", "digits", "spike_train"]
+CONFIGS = ["yinyang", "yinyang_stochastic", "digits", "spike_train", "events_conv", "delays", "nodelays"]
 
 
 def cross_eval(run, beta: float) -> float | None:
