@@ -344,7 +344,7 @@ def report(net, plans: list[LayerQuant], x: np.ndarray, batch_size: int = 256) -
             layer=l, readout=lq.readout, scale=lq.scale, weight_exp=lq.weight_exp, vth=lq.vth, du=lq.du, dv=lq.dv,
             sign_mode=chip.SIGN_MODE_NAMES[lq.mode], noise=dict(inject=lq.noise.inject, dist=lq.noise.dist,
                                                                 exp=lq.noise.exp, seed=lq.noise.seed),
-            weight_rel_rmse=float(err.pow(2).mean().sqrt() / w.std().clamp_min(1e-12)),
+            weight_rel_rmse=float(err.pow(2).mean().sqrt() / (w.std() if w.numel() > 1 else w.abs().max()).clamp_min(1e-12)),
             moved_over_one_step=float((err > step).double().mean()),
             peak_u=float(peak[l, 0] / chip.UV_HALF), peak_v=float(peak[l, 1] / chip.UV_HALF),
             u_wraps=int(wraps[l]), v_saturations=int(sats[l])))
