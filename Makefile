@@ -58,3 +58,7 @@ deploy: setup
 
 clean:
 	rm -rf $(VENV)
+
+# issue 11: conv / pool / delay parity against Lava on 204 random networks (slow: ~10 min CPU)
+bench-parity-projections: setup
+	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava

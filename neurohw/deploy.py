@@ -8,7 +8,7 @@ import numpy as np
 
 from . import emu
 from .network import IntNetwork, RunResult, load_bundle
-from .parity import compare
+from .parity import compare, reference_run
 from .train.hw import run_int_network
 
 
@@ -32,6 +32,8 @@ def check_bundle(path, lava: bool = True) -> tuple[str, bool]:
     a = emu.run(net, x, probes=True)
     checks = {"emulator = expected": compare(a, RunResult.from_arrays(extra, L, "expected_")),
               "trainer (hw-exact) = emulator": compare(a, run_int_network(net, x))}
+    if any(layer.kind != "dense" for layer in net.layers):      # conv / pool / delay: a fourth view
+        checks["NumPy reference = emulator"] = compare(a, reference_run(net, x))
     if lava:
         from . import lava as nlava
         checks["Lava = emulator"] = compare(a, nlava.run(net, x, probes=True))

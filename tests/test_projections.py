@@ -149,3 +149,49 @@ def test_committed_v2_bundles_load(name):
     assert yaml.safe_load((path / MANIFEST).read_text())["format_version"] in (1, 2)
     net = load_bundle(path)
     assert set(net.kinds) == {"dense"} and net.max_delay == 0
+
+
+# ---- chip references -----------------------------------------------------------------------
+def test_conv_reference_is_torch_cross_correlation_wrapped_to_24_bits():
+    """chip.conv_reference against torch.conv2d (a cross-correlation, N C H W), then the 24-bit wrap."""
+    import torch
+    from neurohw import chip
+    rng = np.random.default_rng(21)
+    for _ in range(40):
+        g = int(rng.choice([1, 2, 3]))
+        C, c_out = g * int(rng.integers(1, 3)), g * int(rng.integers(1, 3))
+        kh, kw = (int(k) for k in rng.integers(1, 8, 2))
+        s, p, d = ((int(a), int(b)) for a, b in (rng.integers(1, 4, 2), rng.integers(0, 4, 2), rng.integers(1, 4, 2)))
+        H, W = d[0] * (kh - 1) + int(rng.integers(1, 6)), d[1] * (kw - 1) + int(rng.integers(1, 6))
+        w = rng.integers(-256, 256, (c_out, kh, kw, C // g))
+        graded = bool(rng.random() < 0.5)
+        x = rng.integers(0, 1 << 16, (3, H * W * C)) * (rng.random((3, H * W * C)) < 0.5)
+        got = chip.conv_reference(x, w, (H, W, C), s, p, d, g, graded)
+        xin = x if graded else (x != 0)
+        ref = torch.nn.functional.conv2d(
+            torch.as_tensor(xin.reshape(3, H, W, C).transpose(0, 3, 1, 2), dtype=torch.float64),
+            torch.as_tensor(w.transpose(0, 3, 1, 2), dtype=torch.float64), stride=s, padding=p, dilation=d, groups=g)
+        ref = ref.numpy().round().astype(np.int64).transpose(0, 2, 3, 1).reshape(3, -1)
+        assert np.array_equal(got, ((ref + 2**23) % 2**24) - 2**23)
+
+
+def test_delay_buffer_timing_and_delay_zero_is_dense():
+    from neurohw import chip
+    rng = np.random.default_rng(22)
+    w = rng.integers(-100, 100, (4, 5)) * 2
+    xs = (rng.random((30, 5)) < 0.4).astype(np.int64)
+    for e in (-3, 0, 2):
+        dense = np.zeros((30, 4), np.int64)
+        dense[1:] = chip.dense_reference(xs[:-1], w, e)
+        assert np.array_equal(chip.delay_dense_reference(xs, w, np.zeros((4, 5), int), e), dense)
+    # one spike at step 3, delay d: arrives at step 3 + 1 + d, nowhere else
+    for d in (0, 1, 5, chip.MAX_DELAY):
+        xs = np.zeros((d + 8, 1), np.int64)
+        xs[3, 0] = 1
+        out = chip.delay_dense_reference(xs, np.array([[6]]), np.array([[d]]))
+        assert np.flatnonzero(out[:, 0]).tolist() == [4 + d] and out[4 + d, 0] == 6
+    # each slot's sum is shifted on its own: 1 + 1 with weight_exp -1 gives 0, not 1
+    xs = np.array([[1, 0], [0, 1], [0, 0], [0, 0]])
+    out = chip.delay_dense_reference(xs, np.array([[1, 1]]), np.array([[1, 0]]), weight_exp=-1)
+    assert out[:, 0].tolist() == [0, 0, 0, 0]
+    assert chip.dense_reference(np.array([1, 1]), np.array([[1, 1]]), -1).tolist() == [1]

@@ -128,12 +128,16 @@ def run_many(nets: list[IntNetwork], rasters: list, probes: bool = False, sample
         raise ValueError(f"run_many: {len(nets)} networks but {len(rasters)} rasters")
     ids = [None] * len(nets) if sample_ids is None else list(sample_ids)
     checked = [check_raster(net, raster) for net, raster in zip(nets, rasters)]
-    steps = max(r.shape[0] * window(net, r.shape[1]) for net, r in zip(nets, checked))
-    if steps == 0:
+    empty = [r.shape[0] * r.shape[1] == 0 for r in checked]
+    if any(empty):                            # nothing to run for these: all zeros, no processes
         def zeros(net, r, dtype):
             return [np.zeros(r.shape[:2] + (layer.n_out,), dtype) for layer in net.layers]
+        rest = iter(run_many([n for n, e in zip(nets, empty) if not e], [r for r, e in zip(checked, empty) if not e],
+                             probes, [i for i, e in zip(ids, empty) if not e], use_lava_lif) if not all(empty) else [])
         return [RunResult(spikes=zeros(net, r, np.uint8), u=zeros(net, r, np.int32) if probes else None,
-                          v=zeros(net, r, np.int32) if probes else None) for net, r in zip(nets, checked)]
+                          v=zeros(net, r, np.int32) if probes else None) if e else next(rest)
+                for net, r, e in zip(nets, checked, empty)]
+    steps = max(r.shape[0] * window(net, r.shape[1]) for net, r in zip(nets, checked))
     graphs, monitors = [], []
     hub = Sink(shape=(1,), buffer=1) if len(nets) > 1 else None
     for net, r, sid in zip(nets, checked, ids):
