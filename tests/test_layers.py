@@ -159,3 +159,21 @@ def test_fixed_delays_are_integers_and_not_trained():
     assert not any("delay" in n for n, _ in net.named_parameters())
     d2 = SpikingNet(3, [LayerSpec(4, max_delay=5, delay_seed=7)]).layers[0].delays
     assert torch.equal(d, d2)
+
+
+@pytest.mark.parametrize("d", [0, 3])
+def test_recurrent_delay_returns_a_spike_one_plus_delay_steps_later(d):
+    spec = LayerSpec(1, recurrent=True, rec_max_delay=4, vth=0.5, **MEMORYLESS)
+    net = SpikingNet(1, [spec])
+    with torch.no_grad():
+        net.layers[0].weight.fill_(1.0)
+        net.layers[0].rec.fill_(0.25)                 # below threshold: the echo shows in u only
+        net.layers[0].rec_delay.fill_(d)
+    x = torch.zeros(1, 12, 1)
+    x[0, 2, 0] = 1
+    out = net(x, record=True)
+    s, u = out["spikes"][0][0, :, 0], out["u"][0][0, :, 0]
+    assert s.nonzero().flatten().tolist() == [3]       # input spike at 2 -> spike at 3
+    expected = np.zeros(12)
+    expected[3], expected[3 + 1 + d] = 1.0, 0.25
+    np.testing.assert_allclose(u.detach().numpy(), expected)

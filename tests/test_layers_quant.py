@@ -19,12 +19,10 @@ def _same(a, b):
 
 @pytest.mark.parametrize("seed", range(24))
 def test_hw_exact_trainer_matches_the_reference_on_random_projection_networks(seed):
-    """Random conv / pool / delay stacks over the chip's ranges (synth.random_projection_network;
-    recurrent delays, which the trainer lacks, are removed), noise on and off."""
+    """Random conv / pool / delay stacks over the chip's ranges (synth.random_projection_network:
+    strides, paddings, dilations, groups, sign modes, delays 0..63, recurrent delays), noise on and off."""
     rng = np.random.default_rng(7000 + seed)
     net = synth.random_projection_network(rng, graded=False, p_noise=0.4)
-    for L in net.layers:
-        L.rec_delays = None
     x = synth.random_raster(rng, net, 3, 14)
     hw = run_int_network(net, x)
     _same(parity.reference_run(net, x), hw)
@@ -85,11 +83,10 @@ def test_hw_exact_gradients_reach_conv_pool_and_delays():
         assert g is not None and float(g.abs().sum()) > 0, name
 
 
-def test_from_int_network_rejects_recurrent_delays():
-    rng = np.random.default_rng(3)
-    for _ in range(50):
-        net = synth.random_projection_network(rng, graded=False)
-        if any(L.rec_delays is not None for L in net.layers):
-            break
-    with pytest.raises(ValueError, match="recurrent delays"):
-        quant.from_int_network(net)
+def test_random_suite_covers_every_kind_and_recurrent_delays():
+    kinds, rec_delays = set(), 0
+    for seed in range(24):
+        net = synth.random_projection_network(np.random.default_rng(7000 + seed), graded=False, p_noise=0.4)
+        kinds |= {L.kind for L in net.layers}
+        rec_delays += sum(L.rec_delays is not None for L in net.layers)
+    assert kinds == {"dense", "conv", "pool", "delay"} and rec_delays >= 3

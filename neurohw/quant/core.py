@@ -255,11 +255,12 @@ def to_int_layer(layer, lq: LayerQuant):
         conv = Conv2d(in_shape=layer.in_shape, stride=k, groups=c, pool=True)
     elif sp.max_delay:
         delays = layer.int_delays().numpy().astype(np.int8)
+    rec_delays = None if layer.rec_kernel() is None else layer.rec_delay.numpy().astype(np.int8)
     return IntLayer(weights=w, du=lq.du, dv=lq.dv,
                     vth=lq.vth, bias_mant=mant.astype(np.int16), bias_exp=exp.astype(np.int8),
                     weight_exp=lq.weight_exp, num_weight_bits=lq.num_weight_bits, rec_weights=rec,
                     rec_weight_exp=lq.rec_weight_exp, rec_num_weight_bits=lq.rec_num_weight_bits, noise=lq.noise,
-                    conv=conv, delays=delays)
+                    conv=conv, delays=delays, rec_delays=rec_delays)
 
 
 def to_int_network(net, plans: list[LayerQuant], name: str = "network"):
@@ -273,7 +274,7 @@ def to_int_network(net, plans: list[LayerQuant], name: str = "network"):
 def from_int_network(int_net, readout: bool = False, spiking: Spiking | None = None):
     """A SpikingNet and plans that reproduce an IntNetwork exactly (scale 64 * 2**weight_exp,
     so every integer is a float of its own value): the hardware-exact trainer's view of it.
-    Conv, pool and delayed layers included (recurrent delays are not: the trainer has none)."""
+    Conv, pool and delayed layers included, recurrent delays too (fixed in the trainer)."""
     from ..train.model import LayerSpec, SpikingNet
     specs, plans = [], []
     for i, L in enumerate(int_net.layers):
@@ -281,16 +282,16 @@ def from_int_network(int_net, readout: bool = False, spiking: Spiking | None = N
         sp = spiking or Spiking()
         proj = {}
         if L.rec_delays is not None:
-            raise ValueError(f"hardware-exact trainer: layer {i} has recurrent delays, which the trainer lacks")
+            proj["rec_max_delay"] = max(L.rec_max_delay, 1)
         if L.conv is not None:
             c = L.conv
             kh, kw = np.shape(L.weights)[1:3]
-            proj = (dict(kind="pool", kernel=(kh, kw), in_shape=tuple(c.in_shape)) if c.pool else
+            proj.update(dict(kind="pool", kernel=(kh, kw), in_shape=tuple(c.in_shape)) if c.pool else
                     dict(kind="conv", channels=int(np.shape(L.weights)[0]), kernel=(kh, kw), stride=tuple(c.stride),
                          padding=tuple(c.padding), dilation=tuple(c.dilation), groups=c.groups,
                          in_shape=tuple(c.in_shape)))
         elif L.delays is not None:
-            proj = dict(max_delay=max(L.max_delay, 1))
+            proj.update(max_delay=max(L.max_delay, 1))
         specs.append(LayerSpec(n_out=L.n_out, du=L.du, dv=L.dv, vth=L.vth * float(1 << chip.VTH_SHIFT) / s, recurrent=L.recurrent,
                                spiking=sp, **proj))
         plans.append(LayerQuant(scale=s, weight_exp=L.weight_exp, mode=chip.sign_mode(L.weights),
@@ -311,6 +312,8 @@ def from_int_network(int_net, readout: bool = False, spiking: Spiking | None = N
             m.weight.copy_(torch.as_tensor(w * lq.q()))
             if L.delays is not None:
                 m.fixed_delay.copy_(torch.as_tensor(L.delays.astype(np.float64)))
+            if L.rec_delays is not None:
+                m.rec_delay.copy_(torch.as_tensor(L.rec_delays.astype(np.float64)))
             if L.recurrent:
                 m.rec.copy_(torch.as_tensor(L.rec_weights.astype(np.float64) * lq.q(True)))
             m.bias.copy_(torch.as_tensor(L.bias.astype(np.float64) / lq.scale))

@@ -28,6 +28,8 @@ def _int_params(m, lq) -> dict:
         w_slots=None if d is None else torch.stack([lq.weight_ints(m.weight).double() * (d == k)
                                                     for k in range(m.spec.max_delay + 1)]),
         rec=None if m.rec is None else lq.weight_ints(m.rec, True).double(),
+        rec_slots=None if m.rec_kernel() is None else lq.weight_ints(m.rec, True).double()[None]
+        * m.rec_kernel().permute(2, 0, 1).double(),
         bias=chip.effective_bias(mant, exp), vth_eff=lq.vth << chip.VTH_SHIFT,
         noise=(chip.NOISE_INJECT.index(lq.noise.inject), chip.NOISE_DIST.index(lq.noise.dist),
                lq.noise.mant, lq.noise.exp, lq.noise.seed))
@@ -48,12 +50,18 @@ def _message(m, lq, ip, src: torch.Tensor, hist: torch.Tensor | None) -> tuple[n
         return chip.conv_out.py_func(acc), 0            # vectorized: the same integer expression
     if hist is None:
         return _acc(src, ip["w"]), lq.weight_exp
-    msg = np.zeros((src.shape[0], m.spec.n_out), np.int64)
+    return _slots(hist, ip["w_slots"], lq.weight_exp), 0
+
+
+def _slots(hist: torch.Tensor, w_slots: torch.Tensor, weight_exp: int) -> np.ndarray:
+    """DelayDense's message: per slot k the sum over hist[..., k] with w_slots[k], shifted by
+    weight_exp on its own (chip.shift_exp: floor for a negative exponent), added in int32."""
+    msg = np.zeros((hist.shape[0], w_slots.shape[1]), np.int64)
     for k in range(hist.shape[-1]):
-        acc = _acc(hist[..., k], ip["w_slots"][k])
-        msg = chip.wrap32.py_func(msg + chip.wrap32.py_func(np.right_shift(acc, -lq.weight_exp) if lq.weight_exp < 0
-                                                            else np.left_shift(acc, lq.weight_exp)))
-    return msg, 0
+        acc = _acc(hist[..., k], w_slots[k])
+        acc = np.right_shift(acc, -weight_exp) if weight_exp < 0 else np.left_shift(acc, weight_exp)
+        msg = chip.wrap32.py_func(msg + chip.wrap32.py_func(acc))
+    return msg
 
 
 class HwExactNet(nn.Module):
@@ -87,6 +95,8 @@ class HwExactNet(nn.Module):
         prev_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
         kernels = [m.delay_kernel() for m in mods]      # delayed layers: slots of past source spikes
         hist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in kernels]
+        rkernels = [m.rec_kernel() for m in mods]
+        rhist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in rkernels]
         wraps = [0] * len(mods)
         sats = [0] * len(mods)
         out_s, out_u, out_v = ([[] for _ in mods] for _ in range(3))
@@ -104,15 +114,20 @@ class HwExactNet(nn.Module):
                         hist_g[l] = torch.cat([src_g[..., None], hist_g[l][..., :-1]], -1)
                     acc, w_exp = _message(m, lq, ip, src_g.detach(),
                                           None if hist_g[l] is None else hist_g[l].detach())
-                    acc_rec = _acc(prev_g[l].detach(), ip["rec"]) if rec is not None else np.zeros_like(acc)
+                    r_exp = lq.rec_weight_exp
+                    if rhist_g[l] is not None:          # recurrent DelayDense: finished message
+                        rhist_g[l] = torch.cat([prev_g[l][..., None], rhist_g[l][..., :-1]], -1)
+                        acc_rec, r_exp = _slots(rhist_g[l].detach(), ip["rec_slots"], r_exp), 0
+                    else:
+                        acc_rec = _acc(prev_g[l].detach(), ip["rec"]) if rec is not None else np.zeros_like(acc)
                     s_int, nw, ns = layer_step(u_int[l], v_int[l], acc, acc_rec, rec is not None, w_exp,
-                                               lq.rec_weight_exp, False, lq.du, lq.dv, ip["vth_eff"], ip["bias"],
+                                               r_exp, False, lq.du, lq.dv, ip["vth_eff"], ip["bias"],
                                                *ip["noise"], NOISE_TABLES, l, t, ids)
                     wraps[l] += nw
                     sats[l] += ns
                     a = m.project(src_g, w, hist_g[l], kernels[l])
                     if rec is not None:
-                        a = a + prev_g[l] @ rec.t()
+                        a = a + m.recur(prev_g[l], rec, rhist_g[l], rkernels[l])
                     u, v, xv = lif_step(u_g[l], v_g[l], a, du_f, dv_f, bias, vth)
                     if l < n_spiking:
                         s_g = spike_as(xv, torch.as_tensor(s_int, dtype=x.dtype), spiking)

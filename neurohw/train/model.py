@@ -59,6 +59,7 @@ class LayerSpec:
     train_delays: bool = False    # learn them (Gaussian kernel, annealed) or keep their random init
     delay_sigma: float = 2.0      # initial width (steps) of the Gaussian delay kernel
     delay_seed: int = 0           # initial delays: uniform in [0, max_delay], from this seed
+    rec_max_delay: int = 0        # recurrent: > 0 gives fixed delays 0..rec_max_delay (seed delay_seed + 1)
     in_shape: tuple | None = None  # conv, pool: view a flat input as this (H, W, C) map (default:
                                    # the previous conv / pool layer's map, or the network's in_shape)
 
@@ -148,6 +149,12 @@ class LIFLayer(nn.Module):
                 self.register_buffer("fixed_delay", d.round())
             self.register_buffer("sigma", torch.tensor(float(spec.delay_sigma) if spec.train_delays else 0.0))
         self.rec = nn.Parameter(torch.zeros(spec.n_out, spec.n_out)) if spec.recurrent else None
+        if spec.rec_max_delay:
+            if not spec.recurrent:
+                raise ValueError(f"layer: rec_max_delay = {spec.rec_max_delay} needs recurrent = True")
+            g = torch.Generator().manual_seed(spec.delay_seed + 1)
+            self.register_buffer("rec_delay", (torch.rand(spec.n_out, spec.n_out, generator=g)
+                                               * spec.rec_max_delay).round())
         self.bias = nn.Parameter(torch.zeros(spec.n_out))
         self.register_buffer("vth", torch.tensor(float(spec.vth)))
         d = torch.tensor([du_frac(spec.du), dv_frac(spec.dv)])
@@ -206,6 +213,20 @@ class LIFLayer(nn.Module):
         sig = max(float(self.sigma), SIGMA_MIN)
         soft = torch.softmax(-(k - dc[..., None]) ** 2 / (2 * sig * sig), dim=-1)
         return soft + (hard - soft).detach()
+
+    def rec_kernel(self) -> torch.Tensor | None:
+        """(n_out, n_out, rec_max_delay + 1): the one-hot delay slots of the recurrent synapses, or None."""
+        if not self.spec.rec_max_delay:
+            return None
+        return F.one_hot(self.rec_delay.long(), self.spec.rec_max_delay + 1).to(self.rec_delay.dtype)
+
+    def recur(self, prev_self: torch.Tensor, rec: torch.Tensor, hist: torch.Tensor | None = None,
+              kernel: torch.Tensor | None = None) -> torch.Tensor:
+        """The recurrent input [B, n_out]: the layer's own previous spikes through rec, or with
+        delays hist [B, n_out, rec_max_delay + 1] (slot k: own spikes k steps before prev_self)."""
+        if kernel is None:
+            return prev_self @ rec.t()
+        return hist.flatten(1) @ (rec[..., None] * kernel).flatten(1).t()
 
     def anneal(self, progress: float) -> None:
         """Trainable delays: the kernel's width shrinks linearly from delay_sigma towards SIGMA_MIN."""
@@ -280,6 +301,8 @@ class SpikingNet(nn.Module):
         ps = [m.params() for m in mods]
         kernels = [m.delay_kernel() for m in mods]
         hist = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in kernels]
+        rkernels = [m.rec_kernel() for m in mods]
+        rhist = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in rkernels]
         noise_sd = [m.noise_std() for m in mods]
         state = [(x.new_zeros(B, m.spec.n_out), x.new_zeros(B, m.spec.n_out)) for m in mods]
         prev = [x.new_zeros(B, m.spec.n_out) for m in mods]
@@ -299,7 +322,9 @@ class SpikingNet(nn.Module):
                         hist[l] = torch.cat([src[..., None], hist[l][..., :-1]], -1)
                     a = m.project(src, w, hist[l], kernels[l])
                     if rec is not None:
-                        a = a + prev[l] @ rec.t()
+                        if rhist[l] is not None:
+                            rhist[l] = torch.cat([prev[l][..., None], rhist[l][..., :-1]], -1)
+                        a = a + m.recur(prev[l], rec, rhist[l], rkernels[l])
                     sd_u, sd_v = noise_sd[l]      # additive noise, reparameterized: sd * N(0, 1)
                     if sd_u:
                         a = a + sd_u * torch.randn(a.shape, generator=generator, dtype=a.dtype)
