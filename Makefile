@@ -62,3 +62,7 @@ clean:
 # issue 11: conv / pool / delay parity against Lava on 204 random networks (slow: ~10 min CPU)
 bench-parity-projections: setup
 	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava
+
+# Float accuracy of the conv / delay configs per seed (validation and test splits apart).
+bench-layers: setup
+	$(BIN)/python benchmarks/layers_float.py
