@@ -48,6 +48,7 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/emulator.py
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/emulator_conv.py
 
 bench-accuracy: setup
 	$(BIN)/python benchmarks/accuracy.py
@@ -59,7 +60,8 @@ deploy: setup
 clean:
 	rm -rf $(VENV)
 
-# issue 11: conv / pool / delay parity against Lava on 204 random networks (slow: ~10 min CPU)
+# issue 11: conv / pool / delay parity against Lava on 204 random networks, 17 Lava runs
+# (19.6 min wall on 2 loaded cores)
 bench-parity-projections: setup
 	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava
 

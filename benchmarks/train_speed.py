@@ -106,16 +106,16 @@ def rate_task(n: int):
     return net, x, y, lambda out, y: losses.spike_count_ce(out["spikes"][-1], y)
 
 
-def make_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn):
+def make_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch: int = BATCH):
     """A function running one training epoch (or its first `limit` batches); returns the mean loss."""
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
 
     def epoch(limit: int | None = None) -> float:
         total, n = 0.0, 0
-        for k, i in enumerate(range(0, len(x), BATCH)):
+        for k, i in enumerate(range(0, len(x), batch)):
             if limit is not None and k >= limit:
                 break
-            xb, yb = x[i:i + BATCH], y[i:i + BATCH]
+            xb, yb = x[i:i + batch], y[i:i + batch]
             opt.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
@@ -147,15 +147,53 @@ def bench(task, n: int, repeats: int) -> dict:
     return {k: (min(v), loss[k]) for k, v in times.items()}
 
 
+def bench_hw_exact(n: int, repeats: int) -> dict:
+    """The hardware-exact trainer (HwExactNet: the chip's integer forward, surrogate backward) against
+    the float trainer on the same Yin-Yang network and batches (configs/yinyang.yaml: 5 -> 120 -> 3,
+    60 steps, batch 256): plain float, and float with the fake-quantized (QAT) forward."""
+    import copy
+
+    from neurohw import quant
+    from neurohw.train.hw import HwExactNet
+    net, x_np, y_np, loss_fn = yin_yang_task(n)
+    plans = quant.plan(net, x_np[:512])
+    x = torch.as_tensor(x_np, dtype=torch.float32)
+    y = torch.as_tensor(y_np, dtype=torch.long)
+    qat = copy.deepcopy(net)
+    quant.attach(qat, plans)
+    runners = {"float": make_epoch(copy.deepcopy(net), x, y, loss_fn, 256),
+               "float_qat": make_epoch(qat, x, y, loss_fn, 256),
+               "hw_exact": make_epoch(HwExactNet(copy.deepcopy(net), plans), x, y, loss_fn, 256)}
+    for run in runners.values():
+        run(limit=2)
+    times = {k: [] for k in runners}
+    for _ in range(repeats):
+        for k, run in runners.items():
+            t0 = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - t0)
+    return {k: min(v) for k, v in times.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--quick", action="store_true", help="fewer samples (1024 Yin-Yang, 256 rate)")
     ap.add_argument("--repeats", type=int, default=3, help="timed epochs per framework; best is reported")
+    ap.add_argument("--hw-only", action="store_true", help="only the hardware-exact vs float trainer timing")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     sizes = {"yin_yang": 1024 if args.quick else 5000, "rate": 256 if args.quick else 1024}
+    n_hw = 2560
+    hw = bench_hw_exact(n_hw, args.repeats)
+    torch.set_num_threads(args.threads)        # numba's OpenMP layer may have changed it
+    print(f"hardware-exact trainer vs float trainer, Yin-Yang 5->120->3, 60 steps, batch 256, {n_hw} samples "
+          f"({args.threads} torch thread(s), best of {args.repeats} epochs):")
+    print(f"    float {hw['float']:.3f} s   float+QAT {hw['float_qat']:.3f} s   HwExactNet {hw['hw_exact']:.3f} s   "
+          f"ratio {hw['hw_exact'] / hw['float']:.2f}x float, {hw['hw_exact'] / hw['float_qat']:.2f}x float+QAT")
+    if args.hw_only:
+        return
     print(f"one training epoch, batch {BATCH}, torch {torch.__version__}, {args.threads} thread(s), "
           f"best of {args.repeats} after a {WARMUP_BATCHES}-batch warm-up")
     if snn is None:

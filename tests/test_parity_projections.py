@@ -112,11 +112,15 @@ def test_delayed_spikes_do_not_leak_across_samples(monkeypatch):
     assert leak and all(m.first[0] >= 1 for m in leak)
 
 
-def test_dense_layers_via_event_rows_equal_the_kernel():
-    """Dense layers in a mixed network run through the event-row path; it equals the kernel."""
-    rng = np.random.default_rng(13)
-    for _ in range(30):
-        net = synth.random_network(rng, p_noise=0.5)
-        x = synth.random_raster(rng, net, 2, 12)
-        ids = np.arange(2)
-        assert not compare(emu.run(net, x, probes=True), emu._run_layers(net, emu.check_raster(net, x), ids, True))
+
+def test_dense_networks_with_recurrent_delays():
+    """Only the recurrent projection delayed: the emulator must not take the plain Dense path."""
+    rng = np.random.default_rng(14)
+    for _ in range(20):
+        net = synth.random_network(rng, p_noise=0.5, p_recurrent=1.0)
+        for layer in net.layers:
+            layer.rec_delays = synth.random_delays(rng, layer.rec_weights.shape)
+        net = IntNetwork(n_in=net.n_in, layers=net.layers, input_message_bits=net.input_message_bits)
+        x = synth.random_raster(rng, net, 2, 16)
+        assert net.kinds == ["dense"] * len(net.layers)
+        assert not compare(emu.run(net, x, probes=True), reference_run(net, x))

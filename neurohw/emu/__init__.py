@@ -6,11 +6,17 @@ import numpy as np
 from .. import chip
 from ..network import IntNetwork, RunResult
 from ..noise import NOISE_TABLES
-from .kernel import run_batch
+from . import project, synapses
+from .kernel import neuron_layer
 
 
 def check_raster(net: IntNetwork, raster) -> np.ndarray:
     """Validate an input raster [batch, steps, n_in]; return it as int32."""
+    return _checked(net, raster).astype(np.int32)
+
+
+def _checked(net: IntNetwork, raster) -> np.ndarray:
+    """Validate an input raster without converting it: binary uint8 / bool rasters pass as they are."""
     r = np.asarray(raster)
     if r.ndim != 3 or r.shape[2] != net.n_in:
         raise ValueError(f"raster: shape {r.shape} must be [batch, steps, n_in={net.n_in}]")
@@ -18,83 +24,98 @@ def check_raster(net: IntNetwork, raster) -> np.ndarray:
         raise ValueError(f"raster: dtype {r.dtype} must be bool or an integer type (uint8 for spikes)")
     hi = 1 if net.input_message_bits == 0 else (1 << net.input_message_bits) - 1
     what = "binary spikes" if net.input_message_bits == 0 else f"{net.input_message_bits}-bit graded payloads"
-    if r.size:
+    fast = r.dtype == bool or (r.dtype == np.uint8 and hi == 1 and (r.size == 0 or r.max() <= 1))
+    if r.size and not fast:
         chip.check_range("raster", f"value ({what})", r, 0, hi)
-    return r.astype(np.int32)
+    return r
 
 
-def pack(net: IntNetwork) -> dict:
-    """The network as flat arrays for the compiled kernel (weights transposed to rows)."""
-    sizes = np.array(net.sizes, np.int64)
-    n_off = np.concatenate([[0], np.cumsum(sizes[1:])]).astype(np.int64)
-    chunks, w_off, r_off, pos = [], [], [], 0
-    for layer in net.layers:
-        w_off.append(pos)
-        chunks.append(layer.weights.T.ravel())
-        pos += layer.weights.size
-        if layer.recurrent:
-            r_off.append(pos)
-            chunks.append(layer.rec_weights.T.ravel())
-            pos += layer.rec_weights.size
-        else:
-            r_off.append(-1)
-    L = net.layers
-    arr = lambda f: np.array([f(layer) for layer in L], np.int64)  # noqa: E731
-    return dict(
-        sizes=sizes, n_off=n_off, w=np.concatenate(chunks).astype(np.int16),
-        w_off=np.array(w_off, np.int64), w_exp=arr(lambda x: x.weight_exp),
-        r_off=np.array(r_off, np.int64), r_exp=arr(lambda x: x.rec_weight_exp),
-        du=arr(lambda x: x.du), dv=arr(lambda x: x.dv), vth_eff=arr(lambda x: x.vth << chip.VTH_SHIFT),
-        bias=np.concatenate([x.bias for x in L]).astype(np.int64),
-        nz_kind=arr(lambda x: chip.NOISE_INJECT.index(x.noise.inject)),
-        nz_dist=arr(lambda x: chip.NOISE_DIST.index(x.noise.dist)),
-        nz_mant=arr(lambda x: x.noise.mant), nz_exp=arr(lambda x: x.noise.exp),
-        nz_seed=arr(lambda x: x.noise.seed), tables=NOISE_TABLES)
+def layer_arrays(layer, layer_index: int) -> dict:
+    """One IntLayer's neuron parameters as neuron_layer takes them (scalars as int64)."""
+    nz = layer.noise
+    return dict(w_exp=layer.weight_exp, r_exp=layer.rec_weight_exp, du=layer.du, dv=layer.dv,
+                vth_eff=layer.vth << chip.VTH_SHIFT, bias=np.ascontiguousarray(layer.bias, np.int64),
+                noise=(chip.NOISE_INJECT.index(nz.inject), chip.NOISE_DIST.index(nz.dist), nz.mant, nz.exp, nz.seed),
+                layer=layer_index)
 
 
-def split_layers(net: IntNetwork, flat: np.ndarray) -> list[np.ndarray]:
-    """[batch, steps, sum(n)] -> one contiguous [batch, steps, n] array per layer."""
-    edges = np.cumsum([0] + [layer.n_out for layer in net.layers])
-    return [np.ascontiguousarray(flat[:, :, a:b]) for a, b in zip(edges[:-1], edges[1:])]
+def rec_rows(rec_weights) -> np.ndarray:
+    """Recurrent weights transposed, in the accumulator's dtype: int32 when every sum fits
+    (always below 2**23 neurons), else int64."""
+    if rec_weights is None:
+        return np.zeros((1, 1), np.int32)
+    ok = project.exact_accs(rec_weights, 1, False)
+    return np.ascontiguousarray(np.asarray(rec_weights).T, "int32" if "int32" in ok else "int64")
 
 
-def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None) -> RunResult:
+def layer_block(x, weights, pl: project.Plan, p: dict, rows_rec, graded: bool, sample_ids, probes: bool):
+    """One layer over the whole block: its projection as pl says, then its neurons.
+
+    The event path is fused into the neuron kernel (event_step per sample and step); the dense
+    path computes all sums first. Returns (spikes, u, v, wraps, sats)."""
+    B, T, _ = x.shape
+    n = weights.shape[0]
+    if pl.path == "event":
+        rows = project.weight_rows(weights)
+        sums, xin = np.zeros((1, 1, n), pl.acc), x
+    else:
+        sums = project.project_dense(x, weights, pl)
+        rows, xin = np.zeros((1, n), np.int16), np.zeros((1, 1, 0), x.dtype)
+    s = np.zeros((B, T, n), np.uint8)
+    u = np.zeros((B, T, n) if probes else (1, 1, n), np.int32)
+    v = np.zeros_like(u)
+    counts = np.zeros((B, 2), np.int64)
+    if s.size:
+        neuron_layer(sums, xin, rows, graded, rows_rec, p["rec"], p["w_exp"], p["r_exp"], p["du"], p["dv"],
+                     p["vth_eff"], p["bias"], *p["noise"], NOISE_TABLES, p["layer"], sample_ids, probes, s, u, v,
+                     counts)
+    return s, u, v, int(counts[:, 0].sum()), int(counts[:, 1].sum())
+
+
+def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, path: str = "auto",
+        acc: str = "auto", flags: bool = False) -> RunResult:
     """Run a batch of rasters [batch, steps, n_in]; spikes (and u, v with probes) per layer.
 
     sample_ids: the sample index each row is given in the noise hash (default 0..batch-1),
-    so a sample draws the same noise wherever it sits in a batch."""
-    r = check_raster(net, raster)
+    so a sample draws the same noise wherever it sits in a batch. path / acc force a projection
+    path ('event', 'dense') or accumulator ('int32', 'int64', 'float32', 'float64') for every
+    layer (for tests and benchmarks; a choice that would not be exact raises); 'auto' picks per
+    layer from the weights' bounds and the measured input density (docs/emulator.md).
+    flags=True also returns the per-layer counts of u wraps and v saturations (RunResult.wraps / .sats)
+    and the plans used (RunResult.plans)."""
+    r = _checked(net, raster)
     B, T, _ = r.shape
     ids = np.arange(B, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
     if ids.shape != (B,):
         raise ValueError(f"sample_ids: shape {ids.shape}, expected ({B},)")
-    if any(layer.kind != "dense" for layer in net.layers):
-        return _run_layers(net, r, ids, probes)
-    p = pack(net)
-    N = int(p["n_off"][-1])
-    out_s = np.zeros((B, T, N), np.uint8)
-    shape_uv = (B, T, N) if probes else (1, 1, 1)
-    out_u = np.zeros(shape_uv, np.int32)
-    out_v = np.zeros(shape_uv, np.int32)
-    run_batch(r, net.input_message_bits > 0, ids, p["sizes"], p["n_off"], p["w"], p["w_off"], p["w_exp"],
-              p["r_off"], p["r_exp"], p["du"], p["dv"], p["vth_eff"], p["bias"], p["nz_kind"], p["nz_dist"],
-              p["nz_mant"], p["nz_exp"], p["nz_seed"], p["tables"], probes, out_s, out_u, out_v)
-    if not probes:
-        return RunResult(spikes=split_layers(net, out_s))
-    return RunResult(spikes=split_layers(net, out_s), u=split_layers(net, out_u), v=split_layers(net, out_v))
-
-
-def _run_layers(net: IntNetwork, r: np.ndarray, ids: np.ndarray, probes: bool) -> RunResult:
-    """Layer by layer over the whole block, each projection as event rows (conv, delay, dense;
-    neurohw.emu.synapses): the path for networks with conv, pool or delay layers."""
-    from .synapses import run_layer
     graded = net.input_message_bits > 0
-    x = r if graded else (r != 0).astype(np.uint8)
-    spikes, us, vs = [], [], []
+    if graded:
+        x = r.astype(np.int32)
+    elif r.dtype == bool or r.dtype == np.uint8:
+        x = np.ascontiguousarray(r).view(np.uint8)
+    else:
+        x = (r != 0).view(np.uint8)
+    spikes, us, vs, wraps, sats, plans = [], [], [], [], [], []
     for i, layer in enumerate(net.layers):
-        s, u, v, _, _ = run_layer(layer, i, x, graded and i == 0, ids, probes)
+        g = graded and i == 0
+        p = layer_arrays(layer, i)
+        p["rec"] = layer.recurrent
+        if layer.kind != "dense" or layer.rec_delays is not None:   # conv / pool / delay projections
+            pl = project.Plan(layer.kind if layer.kind != "dense" else "event", "int64")
+            s, u, v, nw, ns = synapses.run_layer(layer, x, p, g, ids, probes)
+        else:
+            xmax = (1 << net.input_message_bits) - 1 if g else 1
+            density = np.count_nonzero(x) / x.size if x.size else 0.0
+            pl = project.plan(layer.weights, xmax, g, density, path, acc)
+            s, u, v, nw, ns = layer_block(x, layer.weights, pl, p, rec_rows(layer.rec_weights), g, ids, probes)
         spikes.append(s)
         us.append(u)
         vs.append(v)
+        wraps.append(nw)
+        sats.append(ns)
+        plans.append(pl)
         x = s
-    return RunResult(spikes=spikes, u=us, v=vs) if probes else RunResult(spikes=spikes)
+    res = RunResult(spikes=spikes, u=us, v=vs) if probes else RunResult(spikes=spikes)
+    if flags:
+        res.wraps, res.sats, res.plans = wraps, sats, plans
+    return res

@@ -1,25 +1,16 @@
 """The emulator's compiled core: a whole batch of samples, in parallel over samples.
 
-The network arrives packed into flat arrays (see neurohw.emu.pack). Per sample and step,
-each layer l (active from step l + 1, see docs/timing.md) accumulates the Dense input of
-the previous step's spikes, then updates its neurons with neuron_step (chip.lif_update plus
-Dense outputs and noise), the one definition of the neuron that every backend shares.
+The neuron side of the emulator. A layer's Dense input sums arrive for a whole [batch, steps]
+block from a projection (neurohw.emu.project); neuron_layer then steps its neurons in time,
+each with neuron_step (chip.lif_update plus Dense outputs and noise), the one definition of the
+neuron that every backend shares. Layer l is at rest until step l + 1 (docs/timing.md).
 """
 import numpy as np
 from numba import njit, prange
 
 from ..chip import FLAG_U_WRAP, FLAG_V_SAT, dense_out, lif_update, wrap32
 from ..noise import noise_terms
-
-
-@njit(cache=True, inline="always")
-def _accumulate(acc, n, w, base, x, graded):
-    if graded:
-        for k in range(n):
-            acc[k] += w[base + k] * x
-    else:
-        for k in range(n):
-            acc[k] += w[base + k]
+from .project import event_step
 
 
 @njit(cache=True, inline="always")
@@ -59,58 +50,73 @@ def layer_step(u, v, acc, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, b
     return s, wraps, sats
 
 
+@njit(cache=True, inline="always")
+def _neurons(u, v, s_out, su, sv, sums, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, bias,
+             kind, dist, mant, exp, seed, tables, layer, t, sid, probes):
+    """All n neurons of one sample, one step (u, v updated in place); returns (wraps, sats)."""
+    wraps = 0
+    sats = 0
+    for k in range(u.shape[0]):
+        uu, vv, sp, fl = neuron_step(u[k], v[k], np.int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp,
+                                     graded, du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed, tables,
+                                     layer, k, t, sid)
+        u[k] = uu
+        v[k] = vv
+        s_out[k] = sp
+        wraps += (fl & FLAG_U_WRAP) != 0
+        sats += (fl & FLAG_V_SAT) != 0
+        if probes:
+            su[k] = uu
+            sv[k] = vv
+    return wraps, sats
+
+
 @njit(parallel=True, cache=True)
-def run_batch(raster, graded, sample_ids, sizes, n_off, w, w_off, w_exp, r_off, r_exp,
-              du, dv, vth_eff, bias, nz_kind, nz_dist, nz_mant, nz_exp, nz_seed, tables,
-              probes, out_s, out_u, out_v):
-    n_batch, n_steps, n_in = raster.shape
-    n_layers = sizes.shape[0] - 1
-    n_total = n_off[n_layers]
-    n_max = 0
-    for l in range(n_layers):
-        n_max = max(n_max, sizes[l + 1])
-    for b in prange(n_batch):
-        u = np.zeros(n_total, np.int64)
-        v = np.zeros(n_total, np.int64)
-        s_prev = np.zeros(n_total, np.uint8)
-        s_new = np.zeros(n_total, np.uint8)
-        acc = np.zeros(n_max, np.int64)
-        acc_rec = np.zeros(n_max, np.int64)
+def neuron_layer(sums, x, rows, graded, rec_rows, rec, w_exp, r_exp, du, dv, vth_eff, bias, kind, dist, mant, exp,
+                 seed, tables, layer, sample_ids, probes, out_s, out_u, out_v, counts):
+    """A layer's neurons over a whole [batch, steps] block.
+
+    The Dense input comes either precomputed, sums [B, T - 1, n] from a block projection
+    (project.project_dense: sums[b, t] = W @ x[b, t], consumed at step t + 1; x empty; integers,
+    possibly held exactly in float32 / float64),
+    or, when x [B, T, n_in] is given, from the event projection step project.event_step of x's
+    previous step into a per-sample accumulator (rows: W transposed [n_in, n], the acc dtype;
+    sums then only fixes that dtype) -- fused, so the sums never leave the cache. rec_rows: the
+    recurrent weights transposed [n, n], used when rec; the recurrent input is event-driven from the
+    layer's own spikes of the previous step. The layer is at rest for t <= layer (docs/timing.md).
+    Writes out_s [B, T, n] uint8, out_u / out_v (when probes) and counts[b] = (u wraps, v
+    saturations). Parallel over the batch; the noiseless case runs a loop in which the noise
+    branch is gone, so that the neuron update vectorizes over neurons (docs/emulator.md)."""
+    B, T, n = out_s.shape
+    fused = x.shape[2] > 0
+    for b in prange(B):
+        u = np.zeros(n, np.int64)
+        v = np.zeros(n, np.int64)
+        acc = np.zeros(n, sums.dtype)
+        acc_rec = np.zeros(n, rec_rows.dtype)
         sid = sample_ids[b]
-        for t in range(n_steps):
-            for l in range(n_layers):
-                n = sizes[l + 1]
-                off = n_off[l]
-                if t <= l:              # at rest until the sample's first input can arrive
-                    continue
-                acc[:n] = 0
-                if l == 0:
-                    for j in range(n_in):
-                        x = raster[b, t - 1, j]
-                        if x != 0:
-                            _accumulate(acc, n, w, w_off[0] + j * n, np.int64(x), graded)
-                else:
-                    prev = n_off[l - 1]
-                    for j in range(sizes[l]):
-                        if s_prev[prev + j]:
-                            _accumulate(acc, n, w, w_off[l] + j * n, np.int64(1), False)
-                rec = r_off[l] >= 0
-                if rec:
-                    acc_rec[:n] = 0
-                    for j in range(n):
-                        if s_prev[off + j]:
-                            _accumulate(acc_rec, n, w, r_off[l] + j * n, np.int64(1), False)
-                for k in range(n):
-                    i = off + k
-                    uu, vv, sp, _ = neuron_step(u[i], v[i], acc[k], acc_rec[k], rec, w_exp[l], r_exp[l],
-                                                graded and l == 0, du[l], dv[l], vth_eff[l], bias[i],
-                                                nz_kind[l], nz_dist[l], nz_mant[l], nz_exp[l], nz_seed[l],
-                                                tables, l, k, t, sid)
-                    u[i] = uu
-                    v[i] = vv
-                    s_new[i] = sp
-                    out_s[b, t, i] = sp
-                    if probes:
-                        out_u[b, t, i] = uu
-                        out_v[b, t, i] = vv
-            s_prev, s_new = s_new, s_prev
+        wraps = 0
+        sats = 0
+        for t in range(layer + 1, T):
+            if fused:
+                acc[:] = 0
+                event_step(acc, x[b, t - 1], rows, graded)
+                a = acc
+            else:
+                a = sums[b, t - 1]
+            if rec:
+                acc_rec[:] = 0
+                event_step(acc_rec, out_s[b, t - 1], rec_rows, False)
+            su = out_u[b, t] if probes else out_u[0, 0]
+            sv = out_v[b, t] if probes else out_v[0, 0]
+            if kind == 0:
+                nw, ns = _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, rec, w_exp, r_exp, graded,
+                                  du, dv, vth_eff, bias, 0, dist, mant, exp, seed, tables, layer, t, sid, probes)
+            else:
+                nw, ns = _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, rec, w_exp, r_exp, graded,
+                                  du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, t, sid,
+                                  probes)
+            wraps += nw
+            sats += ns
+        counts[b, 0] = wraps
+        counts[b, 1] = sats

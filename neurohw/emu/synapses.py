@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, delay_slot_out, delay_term, dense_out, wrap32
-from .kernel import neuron_step
+from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, delay_slot_out, delay_term, wrap32
+from ..noise import NOISE_TABLES
+from .kernel import neuron_layer, neuron_step
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,13 @@ def delay_block(x, ptr, post, w, delay, max_delay, weight_exp, graded, out):
 
 
 @njit(parallel=True, cache=True)
-def message_layer(msgs, rec, r_ptr, r_post, r_w, r_delay, r_max_delay, r_exp, du, dv, vth_eff, bias,
+def message_layer(msgs, w_exp, graded, r_ptr, r_post, r_w, r_delay, r_max_delay, r_exp, du, dv, vth_eff, bias,
                   kind, dist, mant, exp, seed, tables, layer, sample_ids, probes, out_s, out_u, out_v, counts):
-    """A layer's neurons over a [B, T] block, fed by finished messages msgs [B, T, n] (msgs[b, t]
-    received at step t + 1), with an optional recurrent projection from the layer's own spikes
-    of the previous step, as a ring buffer (a recurrent Dense is the case max_delay = 0, whose
-    single slot is dense_out of the sum). At rest for t <= layer. counts[b] = (wraps, sats)."""
+    """A layer's neurons over a [B, T] block with a recurrent DelayDense from the layer's own
+    spikes of the previous step as a ring buffer (what kernel.neuron_layer has no room for).
+    msgs [B, >= T - 1, n]: row t received at step t + 1, passed through dense_out(., w_exp,
+    graded) (finished messages: w_exp 0, graded False; a Dense's exact sums: its own).
+    At rest for t <= layer. counts[b] = (wraps, sats)."""
     B, T, n = out_s.shape
     for b in prange(B):
         u = np.zeros(n, np.int64)
@@ -166,11 +168,10 @@ def message_layer(msgs, rec, r_ptr, r_post, r_w, r_delay, r_max_delay, r_exp, du
         wraps = 0
         sats = 0
         for t in range(layer + 1, T):
-            if rec:
-                delay_step(ring, tmp, t - 1, out_s[b, t - 1], r_ptr, r_post, r_w, r_delay, r_exp, False, msg_rec)
+            delay_step(ring, tmp, t - 1, out_s[b, t - 1], r_ptr, r_post, r_w, r_delay, r_exp, False, msg_rec)
             for k in range(n):
-                uu, vv, sp, fl = neuron_step(u[k], v[k], np.int64(msgs[b, t - 1, k]), msg_rec[k], rec, 0, 0, False,
-                                             du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed, tables,
+                uu, vv, sp, fl = neuron_step(u[k], v[k], np.int64(msgs[b, t - 1, k]), msg_rec[k], True, w_exp, 0,
+                                             graded, du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed, tables,
                                              layer, k, t, sid)
                 u[k] = uu
                 v[k] = vv
@@ -184,19 +185,6 @@ def message_layer(msgs, rec, r_ptr, r_post, r_w, r_delay, r_max_delay, r_exp, du
         counts[b, 1] = sats
 
 
-@njit(parallel=True, cache=True)
-def dense_block(x, ptr, post, w, weight_exp, graded, out):
-    """out[b, t] = Dense's message from x[b, t] (chip.dense_out of the event-row sum)."""
-    B, T, n = out.shape
-    for b in prange(B):
-        acc = np.zeros(n, np.int64)
-        for t in range(T):
-            acc[:] = 0
-            conv_step(acc, x[b, t], ptr, post, w, graded)
-            for k in range(n):
-                out[b, t, k] = dense_out(acc[k], weight_exp, graded)
-
-
 def layer_rows(layer) -> Rows:
     """The event rows of a layer's input projection."""
     if layer.conv is not None:
@@ -206,38 +194,47 @@ def layer_rows(layer) -> Rows:
 
 
 def messages(layer, x, graded: bool) -> np.ndarray:
-    """The layer's input messages for a block x [B, T, n_in]: [B, T, n_out] int32, row t
-    received at step t + 1."""
+    """A conv / pool / delay layer's input messages for a block x [B, T, n_in]:
+    [B, T, n_out] int32, row t received at step t + 1."""
     r = layer_rows(layer)
     B, T, _ = x.shape
     out = np.zeros((B, T, r.n_out), np.int32)
     if out.size:
         if layer.conv is not None:
             conv_block(x, r.ptr, r.post, r.w, graded, out)
-        elif layer.delays is not None:
-            delay_block(x, r.ptr, r.post, r.w, r.delay, r.max_delay, layer.weight_exp, graded, out)
         else:
-            dense_block(x, r.ptr, r.post, r.w, layer.weight_exp, graded, out)
+            delay_block(x, r.ptr, r.post, r.w, r.delay, r.max_delay, layer.weight_exp, graded, out)
     return out
 
 
-def run_layer(layer, layer_index: int, x, graded: bool, sample_ids, probes: bool):
-    """One layer over a block: its projection's messages, then message_layer.
-    Returns (spikes, u, v, wraps, sats)."""
-    from .. import chip
-    from ..noise import NOISE_TABLES
+def run_layer(layer, x, p: dict, graded: bool, sample_ids, probes: bool):
+    """A layer with a conv / pool / delay input projection or a recurrent DelayDense, over a
+    block x [B, T, n_in]: its input messages, then its neurons.
+
+    p: emu.layer_arrays of the layer (with p["rec"]). The neurons run in the Dense kernel's
+    neuron_layer (messages as its precomputed sums, weight_exp 0), or, when the recurrent
+    projection has delays, in message_layer. Returns (spikes, u, v, wraps, sats) like
+    emu.layer_block: the layer-level step the hardware-exact trainer can call."""
+    from . import project, rec_rows
     B, T, _ = x.shape
-    msgs = messages(layer, x, graded)
     n = layer.n_out
-    rr = dense_rows(layer.rec_weights, layer.rec_delays) if layer.recurrent else dense_rows(np.zeros((n, 0), np.int64))
+    if layer.kind == "dense":           # a Dense input with a delayed recurrence: its exact sums
+        msgs = project.project_dense(x, layer.weights, project.Plan("event", "int64"))
+        w_exp = layer.weight_exp
+    else:
+        msgs, w_exp, graded = messages(layer, x, graded), 0, False
     s = np.zeros((B, T, n), np.uint8)
     u = np.zeros((B, T, n) if probes else (1, 1, n), np.int32)
     v = np.zeros_like(u)
     counts = np.zeros((B, 2), np.int64)
-    nz = layer.noise
-    if s.size:
-        message_layer(msgs, layer.recurrent, rr.ptr, rr.post, rr.w, rr.delay, rr.max_delay, layer.rec_weight_exp,
-                      layer.du, layer.dv, layer.vth << chip.VTH_SHIFT, np.ascontiguousarray(layer.bias, np.int64),
-                      chip.NOISE_INJECT.index(nz.inject), chip.NOISE_DIST.index(nz.dist), nz.mant, nz.exp, nz.seed,
-                      NOISE_TABLES, layer_index, np.asarray(sample_ids, np.int64), probes, s, u, v, counts)
+    ids = np.asarray(sample_ids, np.int64)
+    if s.size and layer.rec_delays is None:
+        neuron_layer(msgs, np.zeros((1, 1, 0), np.uint8), np.zeros((1, n), np.int16), False,
+                     rec_rows(layer.rec_weights), p["rec"], 0, p["r_exp"], p["du"], p["dv"], p["vth_eff"], p["bias"],
+                     *p["noise"], NOISE_TABLES, p["layer"], ids, probes, s, u, v, counts)
+    elif s.size:
+        rr = dense_rows(layer.rec_weights, layer.rec_delays)
+        message_layer(msgs, w_exp, graded, rr.ptr, rr.post, rr.w, rr.delay, rr.max_delay, p["r_exp"], p["du"],
+                      p["dv"], p["vth_eff"], p["bias"], *p["noise"], NOISE_TABLES, p["layer"], ids, probes, s, u, v,
+                      counts)
     return s, u, v, int(counts[:, 0].sum()), int(counts[:, 1].sum())

@@ -1,8 +1,9 @@
 """The hardware-exact trainer: the chip's integer arithmetic forward, surrogate gradients back.
 
-Every step runs the integer network through neurohw.emu.kernel.layer_step, the same compiled
-neuron the emulator uses, noise draws included, so the spikes, u and v are the emulator's bit for
-bit. Beside it runs the float graph of the same fake-quantized layer; after each step its u and v
+The integer network runs first, for the whole batch and all steps, through the emulator's own
+layer kernel (neurohw.emu.layer_block: the same projections and compiled neuron, noise draws
+included), so the spikes, u and v are the emulator's bit for bit; inputs that are not binary
+spikes go step by step through neurohw.emu.kernel.layer_step instead. Beside it runs the float graph of the same fake-quantized layer; after each step its u and v
 are moved onto the integer values (a straight-through correction), so the loss sees exactly the
 chip's trajectory while gradients follow the float dynamics and the layer's surrogate.
 """
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import chip
+from ..emu import layer_block, project, rec_rows
 from ..emu.kernel import layer_step
 from ..noise import NOISE_TABLES
 from .escape import spike_as
@@ -33,6 +35,23 @@ def _int_params(m, lq) -> dict:
         bias=chip.effective_bias(mant, exp), vth_eff=lq.vth << chip.VTH_SHIFT,
         noise=(chip.NOISE_INJECT.index(lq.noise.inject), chip.NOISE_DIST.index(lq.noise.dist),
                lq.noise.mant, lq.noise.exp, lq.noise.seed))
+
+
+def _int_forward(x: np.ndarray, mods, plans, ints, ids) -> list:
+    """The integer network on binary input x [B, T, n_in] uint8, layer by layer over the whole
+    block, with the emulator's kernel: per layer (spikes, u, v, wraps, sats)."""
+    out = []
+    for l, (m, lq, ip) in enumerate(zip(mods, plans, ints)):
+        w = ip["w"].numpy().astype(np.int16)
+        pl = project.plan(w, 1, False, np.count_nonzero(x) / max(x.size, 1))
+        rec = ip["rec"]
+        rows_rec = rec_rows(None if rec is None else rec.numpy().astype(np.int64))
+        p = dict(rec=rec is not None, w_exp=lq.weight_exp, r_exp=lq.rec_weight_exp, du=lq.du, dv=lq.dv,
+                 vth_eff=ip["vth_eff"], bias=np.ascontiguousarray(ip["bias"], np.int64), noise=ip["noise"], layer=l)
+        res = layer_block(x, w, pl, p, rows_rec, False, ids, True)
+        out.append(res)
+        x = res[0]
+    return out
 
 
 def _acc(src: torch.Tensor, w: torch.Tensor) -> np.ndarray:
@@ -93,14 +112,25 @@ class HwExactNet(nn.Module):
         u_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
         v_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
         prev_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
-        kernels = [m.delay_kernel() for m in mods]      # delayed layers: slots of past source spikes
-        hist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in kernels]
-        rkernels = [m.rec_kernel() for m in mods]
-        rhist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in rkernels]
         wraps = [0] * len(mods)
         sats = [0] * len(mods)
         out_s, out_u, out_v = ([[] for _ in mods] for _ in range(3))
         rec_int = {k: [[] for _ in mods] for k in ("spikes", "u", "v")}
+        xb = x.detach().numpy()
+        # the block path covers Dense layers; conv, pool and delayed layers go step by step
+        fast = bool(((xb == 0) | (xb == 1)).all()) and all(
+            m.spec.kind == "dense" and not m.spec.max_delay and not m.spec.rec_max_delay for m in mods)
+        kernels = [m.delay_kernel() for m in mods]      # delayed layers: slots of past source spikes
+        hist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in kernels]
+        rkernels = [m.rec_kernel() for m in mods]
+        rhist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in rkernels]
+        if fast:                                   # binary spikes: the whole integer network at once
+            blocks = _int_forward(xb.astype(np.uint8), mods, self.plans, ints, ids)
+            for l, blk in enumerate(blocks):
+                wraps[l], sats[l] = blk[3], blk[4]
+            s_all = [torch.as_tensor(blk[0], dtype=x.dtype) for blk in blocks]
+            u_all = [torch.as_tensor(blk[1] / lq.scale, dtype=x.dtype) for blk, lq in zip(blocks, self.plans)]
+            v_all = [torch.as_tensor(blk[2] / lq.scale, dtype=x.dtype) for blk, lq in zip(blocks, self.plans)]
         for t in range(T):
             new_g = []
             for l, (m, lq, (w, rec, bias, vth, du_f, dv_f, spiking), ip) in enumerate(zip(mods, self.plans, fake, ints)):
@@ -112,35 +142,42 @@ class HwExactNet(nn.Module):
                     src_g = x[:, t - 1] if l == 0 else prev_g[l - 1]
                     if hist_g[l] is not None:
                         hist_g[l] = torch.cat([src_g[..., None], hist_g[l][..., :-1]], -1)
-                    acc, w_exp = _message(m, lq, ip, src_g.detach(),
-                                          None if hist_g[l] is None else hist_g[l].detach())
-                    r_exp = lq.rec_weight_exp
-                    if rhist_g[l] is not None:          # recurrent DelayDense: finished message
+                    if rhist_g[l] is not None:
                         rhist_g[l] = torch.cat([prev_g[l][..., None], rhist_g[l][..., :-1]], -1)
-                        acc_rec, r_exp = _slots(rhist_g[l].detach(), ip["rec_slots"], r_exp), 0
+                    if fast:
+                        s_t, u_t, v_t = s_all[l][:, t], u_all[l][:, t], v_all[l][:, t]
                     else:
-                        acc_rec = _acc(prev_g[l].detach(), ip["rec"]) if rec is not None else np.zeros_like(acc)
-                    s_int, nw, ns = layer_step(u_int[l], v_int[l], acc, acc_rec, rec is not None, w_exp,
-                                               r_exp, False, lq.du, lq.dv, ip["vth_eff"], ip["bias"],
-                                               *ip["noise"], NOISE_TABLES, l, t, ids)
-                    wraps[l] += nw
-                    sats[l] += ns
+                        acc, w_exp = _message(m, lq, ip, src_g.detach(),
+                                              None if hist_g[l] is None else hist_g[l].detach())
+                        r_exp = lq.rec_weight_exp
+                        if rhist_g[l] is not None:          # recurrent DelayDense: finished message
+                            acc_rec, r_exp = _slots(rhist_g[l].detach(), ip["rec_slots"], r_exp), 0
+                        else:
+                            acc_rec = _acc(prev_g[l].detach(), ip["rec"]) if rec is not None else np.zeros_like(acc)
+                        s_int, nw, ns = layer_step(u_int[l], v_int[l], acc, acc_rec, rec is not None, w_exp,
+                                                   r_exp, False, lq.du, lq.dv, ip["vth_eff"], ip["bias"],
+                                                   *ip["noise"], NOISE_TABLES, l, t, ids)
+                        wraps[l] += nw
+                        sats[l] += ns
+                        s_t = torch.as_tensor(s_int, dtype=x.dtype)
+                        u_t = torch.as_tensor(u_int[l] / lq.scale, dtype=x.dtype)
+                        v_t = torch.as_tensor(v_int[l] / lq.scale, dtype=x.dtype)
                     a = m.project(src_g, w, hist_g[l], kernels[l])
                     if rec is not None:
                         a = a + m.recur(prev_g[l], rec, rhist_g[l], rkernels[l])
                     u, v, xv = lif_step(u_g[l], v_g[l], a, du_f, dv_f, bias, vth)
                     if l < n_spiking:
-                        s_g = spike_as(xv, torch.as_tensor(s_int, dtype=x.dtype), spiking)
+                        s_g = spike_as(xv, s_t, spiking)
                         v = v * (1 - (s_g.detach() if spiking.detach_reset else s_g))
                     else:
                         s_g = x.new_zeros(B, n)
-                    u_g[l] = u + (torch.as_tensor(u_int[l] / lq.scale, dtype=x.dtype) - u).detach()
-                    v_g[l] = v + (torch.as_tensor(v_int[l] / lq.scale, dtype=x.dtype) - v).detach()
+                    u_g[l] = u + (u_t - u).detach()
+                    v_g[l] = v + (v_t - v).detach()
                 new_g.append(s_g)
                 out_s[l].append(s_g)
                 out_u[l].append(u_g[l])
                 out_v[l].append(v_g[l])
-                if record:
+                if record and not fast:
                     rec_int["spikes"][l].append(s_int)
                     rec_int["u"][l].append(u_int[l].copy())
                     rec_int["v"][l].append(v_int[l].copy())
@@ -151,7 +188,11 @@ class HwExactNet(nn.Module):
         if record:
             res["u"] = [torch.stack(u, 1) for u in out_u]
             res["v"] = [torch.stack(v, 1) for v in out_v]
-            res["int"] = {k: [np.stack(a, 1) for a in val] for k, val in rec_int.items()}
+            if fast:
+                res["int"] = {k: [blk[i].astype(np.int64) if k != "spikes" else blk[0] for blk in blocks]
+                              for i, k in enumerate(("spikes", "u", "v"))}
+            else:
+                res["int"] = {k: [np.stack(a, 1) for a in val] for k, val in rec_int.items()}
         return res
 
 
