@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamps
 
-.PHONY: setup test parity demo bench bench-accuracy bench-lava bench-parity-projections deploy clean bench-fit bench-quant bench-gradients bench-interop bench-slif
+.PHONY: setup test parity demo bench bench-accuracy deploy bench-fit clean bench-lava bench-parity-projections bench-layers bench-interop bench-gradients bench-slif bench-quant
 
 setup: $(STAMP)/nodeps
 
@@ -65,26 +65,31 @@ bench-fit: setup
 clean:
 	rm -rf $(VENV)
 
-# The pipeline's Lava stage: in-process recording vs Lava's Monitor (issue 12).
+# The pipeline's Lava stage: in-process recording vs Lava's Monitor.
 bench-lava: setup
 	$(BIN)/python benchmarks/lava_record.py
 
-# issue 11: conv / pool / delay parity against Lava on 204 random networks, 17 Lava runs
-# (19.6 min wall on 2 loaded cores)
+# Conv / pool / delay parity against Lava on 204 random networks (19.6 min wall on 2 loaded cores).
+bench-parity-projections: setup
+	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava
+
+# Float accuracy of the conv / delay configs per seed (validation and test splits apart).
+bench-layers: setup
+	$(BIN)/python benchmarks/layers_float.py
+
 # snnTorch / Norse nets onto the chip through NIR and back (benchmarks/interop_results.txt).
 bench-interop: setup
 	$(BIN)/python benchmarks/interop.py
 
-# issue 11: conv / pool / delay parity against Lava on 204 random networks (slow: ~10 min CPU)
-bench-parity-projections: setup
-	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava
 # Gradient estimators (surrogate, score, mixed) against exact and finite-difference references.
 bench-gradients: setup
 	$(BIN)/python benchmarks/gradients.py
+
 # SLIF seed experiment (background.md 4a) against its sampling floor, + the 20-point gradient checks.
 bench-slif: setup
 	$(BIN)/python benchmarks/slif.py
-# Issue 15's quantization study: the old and new clip rules over seeds 0-7 (Yin-Yang det., digits)
+
+# The quantization study: the old and new clip rules over seeds 0-7 (Yin-Yang det., digits).
 bench-quant: setup
 	$(BIN)/neurohw sweep benchmarks/sweeps/quant_yinyang.yaml
 	$(BIN)/neurohw sweep benchmarks/sweeps/quant_digits.yaml

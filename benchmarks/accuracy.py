@@ -28,7 +28,7 @@ from neurohw.pipeline import Run, load_data, load_float, run_pipeline
 from neurohw.sweep import parse_sweep, run_sweeps
 from neurohw.train import Escape
 
-CONFIGS = ["yinyang", "yinyang_stochastic", "digits", "spike_train"]
+CONFIGS = ["yinyang", "yinyang_stochastic", "digits", "spike_train", "events_conv", "delays", "nodelays"]
 
 
 def cross_eval(run, beta: float) -> float | None:

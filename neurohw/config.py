@@ -14,18 +14,24 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-TASKS = ("yinyang", "digits", "spike_train")
-ENCODINGS = {"yinyang": ("latency",), "digits": ("rate", "latency"), "spike_train": ("poisson",)}
-DEFAULT_STEPS = {"yinyang": 30, "digits": 25, "spike_train": 198}
-N_IN = {"yinyang": 5, "digits": 64, "spike_train": 200}      # yinyang: 4 features + bias spike
-N_IN_NOTE = {"yinyang": "4 features + bias spike", "digits": "8x8 pixels", "spike_train": "Poisson inputs"}
-N_CLASSES = {"yinyang": 3, "digits": 10}
+TASKS = ("yinyang", "digits", "spike_train", "event_digits", "intervals")
+ENCODINGS = {"yinyang": ("latency",), "digits": ("rate", "latency"), "spike_train": ("poisson",),
+             "event_digits": ("events",), "intervals": ("spikes",)}
+DEFAULT_STEPS = {"yinyang": 30, "digits": 25, "spike_train": 198, "event_digits": 18, "intervals": 32}
+N_IN = {"yinyang": 5, "digits": 64, "spike_train": 200,      # yinyang: 4 features + bias spike
+        "event_digits": 16 * 16 * 2, "intervals": 8}
+N_IN_NOTE = {"yinyang": "4 features + bias spike", "digits": "8x8 pixels", "spike_train": "Poisson inputs",
+             "event_digits": "16x16 pixels x ON/OFF", "intervals": "4 start/stop channel pairs"}
+IN_SHAPE = {"event_digits": (16, 16, 2)}     # (height, width, channels) maps a conv layer can read
+N_CLASSES = {"yinyang": 3, "digits": 10, "event_digits": 10, "intervals": 4}
+KINDS = ("dense", "conv", "pool")
+MAX_DELAY = 62                                # Lava's DelayDense fails above 63 (shared/docs/hardware.md)
 SPIKE_TRAIN_N_OUT = 200
 ESCAPES = ("sigmoid", "erf", "exp", "uniform")
 SURROGATES = ("superspike", "sigmoid")
@@ -43,7 +49,8 @@ MODEL_KEYS = ("spec", "layers", "readout") + ("nir", "netx", "dt", "peer", "sha2
 MODEL_FILE_KINDS = ("nir", "netx")
 NIR_PEERS = ("neurohw", "snntorch", "norse")
 SPEC_KEYS = ("layers", "readout", "n_in")
-LAYER_KEYS = ("n", "du", "dv", "vth", "recurrent")
+LAYER_KEYS = ("n", "du", "dv", "vth", "recurrent", "kind", "channels", "kernel", "stride", "padding", "dilation",
+              "groups", "max_delay", "train_delays", "delay_sigma")
 READOUT_KEYS = ("n", "du", "dv")
 NEURON_KEYS = ("stochastic", "escape", "beta", "surrogate", "surrogate_beta", "scale_by_beta",
                "detach_reset", "noise_seed")
@@ -85,6 +92,39 @@ class LayerConfig:
     dv: int = 409
     vth: float = 1.0
     recurrent: bool = False
+    # the input projection (docs/layers.md); n of conv and pool layers is derived from the map
+    kind: str = "dense"
+    channels: int = 0
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+    max_delay: int = 0
+    train_delays: bool = False
+    delay_sigma: float = 2.0
+
+
+# the projection keys, written out only where they differ from the defaults (so the hashes of
+# dense models, and their saved configs, are what they were before these keys existed)
+_PROJ_DEFAULTS = dict(kind="dense", channels=0, kernel=1, stride=1, padding=0, dilation=1, groups=1, max_delay=0,
+                      train_delays=False, delay_sigma=2.0)
+
+
+def _layer_dict(layer: "LayerConfig") -> dict:
+    return {k: v for k, v in asdict(layer).items() if k not in _PROJ_DEFAULTS or v != _PROJ_DEFAULTS[k]}
+
+
+def conv_out_shape(in_shape: tuple[int, int, int], kind: str, channels: int, kernel: int, stride: int,
+                   padding: int, dilation: int, groups: int) -> tuple[int, int, int]:
+    """(H', W', C') of a conv or sum-pool layer on an (H, W, C) map: Lava's Conv size rule per axis,
+    floor((X + 2 padding - dilation (kernel - 1) - 1) / stride) + 1; a pool keeps C and has
+    stride = kernel. Sizes below 1 come back as they are: the caller names the key."""
+    h, w, c = in_shape
+    if kind == "pool":
+        stride, padding, dilation, channels = kernel, 0, 1, c
+    out = [(x + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1 for x in (h, w)]
+    return out[0], out[1], channels
 
 
 @dataclass(frozen=True)
@@ -118,7 +158,7 @@ class ModelConfig:
         ro = self.readout
         if self.file is not None:
             return self.file.to_dict()
-        return {"layers": [asdict(l) for l in self.layers],
+        return {"layers": [_layer_dict(l) for l in self.layers],
                 "readout": None if ro is None else {"n": ro.n, "du": ro.du, "dv": ro.dv}}
 
 
@@ -192,6 +232,11 @@ class Config:
     def n_in(self) -> int:
         """Input neurons the task's encoder produces (yinyang 5, digits 64, spike_train 200)."""
         return N_IN[self.data.task]
+
+    @property
+    def in_shape(self) -> tuple[int, int, int] | None:
+        """The input as an (H, W, C) map for tasks that have one (event_digits), else None."""
+        return IN_SHAPE.get(self.data.task)
 
     @property
     def n_classes(self) -> int | None:
@@ -404,6 +449,10 @@ def _parse_data(m: _Map) -> DataConfig:
                         problem=f"is not supported by data.task = {task!r}")
     steps = m.int_("steps", DEFAULT_STEPS[task], 2, 10000)
     t_max = rate_max = None
+    if task == "event_digits" and steps % 3:
+        raise m.fail("steps", steps, "is not a multiple of 3 (three saccades of equal length)", "6, 9, 12, ...")
+    if task == "intervals" and steps < 14:
+        raise m.fail("steps", steps, "is too short for the longest interval (11) and its onset", "int 14..10000")
     if encoding == "latency":
         t_max = m.int_("t_max", steps * 2 // 3, 0, nullable=True)
         if t_max >= steps:
@@ -427,12 +476,38 @@ def _parse_data(m: _Map) -> DataConfig:
 
 
 def _parse_layer(m: _Map, readout: bool) -> LayerConfig:
-    n = m.int_("n", _REQUIRED, 1, 4096)
+    kind = "dense" if readout else m.choice("kind", "dense", KINDS)
+    n = m.int_("n", _REQUIRED if kind == "dense" else 0, 1, 65536 if kind != "dense" else 4096,
+               nullable=kind != "dense")
     du = m.int_("du", 409, 0, 4095)
     dv = m.int_("dv", 409, 0, 4096)
     if readout:
         return LayerConfig(n=n, du=du, dv=dv)
-    return LayerConfig(n=n, du=du, dv=dv, vth=m.float_("vth", 1.0, gt=0), recurrent=m.bool_("recurrent", False))
+    proj = {}
+    if kind == "conv":
+        proj = dict(channels=m.int_("channels", _REQUIRED, 1, 1024), kernel=m.int_("kernel", 3, 1, 16),
+                    stride=m.int_("stride", 1, 1, 16), padding=m.int_("padding", 0, 0, 16),
+                    dilation=m.int_("dilation", 1, 1, 16), groups=m.int_("groups", 1, 1, 1024))
+        if proj["channels"] % proj["groups"]:
+            raise m.fail("groups", proj["groups"], f"does not divide channels = {proj['channels']}",
+                         "a divisor of both the input and the output channels")
+    elif kind == "pool":
+        proj = dict(kernel=m.int_("kernel", 2, 1, 16))
+    else:
+        proj = dict(max_delay=m.int_("max_delay", 0, 0, MAX_DELAY), train_delays=m.bool_("train_delays", False),
+                    delay_sigma=m.float_("delay_sigma", 2.0, gt=0))
+    for k in ("channels", "stride", "padding", "dilation", "groups", "max_delay", "train_delays", "delay_sigma",
+              "kernel"):
+        if k in m.raw and k not in proj:
+            raise m.fail(k, m.raw[k], f"does not apply to kind = {kind!r}",
+                         {"dense": "max_delay, train_delays, delay_sigma", "pool": "kernel",
+                          "conv": "channels, kernel, stride, padding, dilation, groups"}[kind])
+    if proj.get("train_delays") and not proj.get("max_delay"):
+        raise m.fail("train_delays", True, "needs max_delay >= 1", f"max_delay 1..{MAX_DELAY} with train_delays")
+    recurrent = m.bool_("recurrent", False)
+    if recurrent and kind != "dense":
+        raise m.fail("recurrent", True, f"is not supported for kind = {kind!r}", "recurrent only for dense layers")
+    return LayerConfig(n=n, du=du, dv=dv, vth=m.float_("vth", 1.0, gt=0), recurrent=recurrent, kind=kind, **proj)
 
 
 def _parse_layers(m: _Map) -> tuple[tuple[LayerConfig, ...], LayerConfig | None]:
@@ -612,6 +687,7 @@ def _check_estimator(src: str, train: TrainSection, neuron: NeuronConfig) -> Non
 def _check_model_vs_task(src: str, data: DataConfig, model: ModelConfig, mpath: str,
                          spec_n_in: int | None, loss: str) -> None:
     """Cross-section rules: each message names both keys involved."""
+    _check_shapes(src, data, model, mpath)
     task, ro = data.task, model.readout
     if ro is not None:
         out_key, out_n = f"{mpath}.readout.n", ro.n
@@ -647,6 +723,42 @@ def _check_model_vs_task(src: str, data: DataConfig, model: ModelConfig, mpath: 
                     f"({N_IN_NOTE[task]})", str(N_IN[task]))
 
 
+def _derive_shapes(src: str, task: str, model: ModelConfig, mpath: str) -> ModelConfig:
+    """Walk the (H, W, C) maps through conv and pool layers; fill in their n (checked if given)."""
+    shape, layers = IN_SHAPE.get(task), []
+    for i, L in enumerate(model.layers):
+        key = f"{mpath}.layers[{i}]"
+        if L.kind == "dense":
+            layers.append(L)
+            shape = None                              # a dense layer reads the map flattened
+            continue
+        if shape is None:
+            raise _fail(src, f"{key}.kind", L.kind, f"needs an (H, W, C) input map, but its input is flat "
+                        f"(data.task = {task!r}{'' if i == 0 else ', or a dense layer before it'})",
+                        f"conv/pool only on {', '.join(IN_SHAPE)} inputs and after conv/pool layers")
+        if L.kind == "conv" and shape[2] % L.groups:
+            raise _fail(src, f"{key}.groups", L.groups, f"does not divide the {shape[2]} input channels",
+                        "a divisor of both the input and the output channels")
+        new = conv_out_shape(shape, L.kind, L.channels, L.kernel, L.stride, L.padding, L.dilation, L.groups)
+        if min(new[:2]) < 1:
+            raise _fail(src, f"{key}.kernel", L.kernel, f"does not fit the {shape[0]}x{shape[1]} input map "
+                        f"(dilation {L.dilation}, padding {L.padding})",
+                        "dilation * (kernel - 1) + 1 <= map size + 2 * padding")
+        n = new[0] * new[1] * new[2]
+        if L.n not in (0, n):
+            raise _fail(src, f"{key}.n", L.n, f"does not match the {L.kind} output map {new[0]}x{new[1]}x{new[2]}",
+                        f"{n} or omit it")
+        layers.append(replace(L, n=n))
+        shape = new
+    return replace(model, layers=tuple(layers))
+
+
+def _check_shapes(src: str, data: DataConfig, model: ModelConfig, mpath: str) -> None:
+    if model.readout is None and model.layers[-1].kind != "dense" and data.task in N_CLASSES:
+        raise _fail(src, f"{mpath}.layers[{len(model.layers) - 1}].kind", model.layers[-1].kind,
+                    "cannot be the output layer", "a dense last layer or a readout")
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry points.
 
@@ -659,6 +771,7 @@ def parse_config(d: dict, source: str = "<dict>", base_dir: Path | None = None) 
     out_dir = top.str_("out_dir", f"runs/{name}")
     data = _parse_data(top.sub("data", DATA_KEYS))
     model, mpath, spec_n_in = _parse_model(top.sub("model", MODEL_KEYS), base_dir)
+    model = _derive_shapes(source, data.task, model, mpath)
     neuron = _parse_neuron(top.sub("neuron", NEURON_KEYS))
     train = _parse_train(top.sub("train", TRAIN_KEYS), data, model)
     qm = top.sub("quant", QUANT_KEYS)

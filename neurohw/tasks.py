@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import data
+from . import data, events
 from .config import Config
 from .network import RunResult
 from .train import Escape, LayerSpec, SpikingNet, Spiking, losses
@@ -42,6 +42,12 @@ def build_data(cfg: Config) -> TaskData:
         else:
             enc = lambda x, s: data.latency_encode(x, d.steps, t_max=d.t_max, bias_spike=False)  # noqa: E731
         out = TaskData(enc(dg["x_train"], 0), dg["y_train"], enc(dg["x_test"], 1), dg["y_test"])
+    elif d.task == "event_digits":
+        sp = events.event_digits_splits(steps_per_saccade=d.steps // 3)
+        out = TaskData(*sp["train"], *sp["test"])
+    elif d.task == "intervals":
+        sp = events.interval_splits(steps=d.steps)
+        out = TaskData(*sp["train"], *sp["test"])
     else:
         st = data.spike_train_matching(seed=cfg.seed, steps=d.steps)
         x, y = st.inputs[None].astype(np.uint8), st.target[None].astype(np.float32)
@@ -67,11 +73,14 @@ def spiking_of(cfg: Config) -> Spiking:
 
 def build_model(cfg: Config) -> SpikingNet:
     sp = spiking_of(cfg)
-    layers = [LayerSpec(n_out=L.n, du=L.du, dv=L.dv, vth=L.vth, recurrent=L.recurrent, spiking=sp)
-              for L in cfg.model.layers]
+    layers = [LayerSpec(n_out=L.n, du=L.du, dv=L.dv, vth=L.vth, recurrent=L.recurrent, spiking=sp, kind=L.kind,
+                        channels=L.channels, kernel=L.kernel, stride=L.stride, padding=L.padding,
+                        dilation=L.dilation, groups=L.groups, max_delay=L.max_delay, train_delays=L.train_delays,
+                        delay_sigma=L.delay_sigma, delay_seed=cfg.seed + i)
+              for i, L in enumerate(cfg.model.layers)]
     ro = cfg.model.readout
     readout = None if ro is None else LayerSpec(n_out=ro.n, du=ro.du, dv=ro.dv)
-    return SpikingNet(cfg.n_in, layers, readout=readout)
+    return SpikingNet(cfg.n_in, layers, readout=readout, in_shape=cfg.in_shape)
 
 
 def loss_fn(cfg: Config):

@@ -8,6 +8,11 @@ width s / beta chip units. The noise amplitude is a power of two, so for a stoch
 is pinned to beta * c * 2**k and only the weight step is searched among powers of two.
 The same functions give the integers for export and the fake-quantized floats for QAT
 (straight-through), so the network that is fine-tuned is the network that is deployed.
+
+Conv and sum-pool layers: Lava's Conv ignores weight_exp (the IntLayer keeps it 0) and sends the
+raw sum, so their scale is searched as a weight step alone: the best step, then coarser ones by
+powers of two until vth, biases and peaks fit. Delayed Dense layers quantize like Dense; their
+delays are the trainer's rounded delays (the forward pass already uses them).
 """
 from __future__ import annotations
 
@@ -151,7 +156,10 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
         q_best = min((quant_error(w, f * wmax / top, mode, bits), f * wmax / top) for f in fracs)[1]
         scale_of = lambda e: ACT * 2.0 ** e / q_best  # noqa: E731
 
-    for e in range(chip.WEIGHT_EXP_RANGE[1], chip.WEIGHT_EXP_RANGE[0] - 1, -1):
+    conv = layer.spec.kind != "dense"
+    # conv / pool: weight_exp stays 0 and e only coarsens the weight step (q = q_best * 2**-e)
+    exps = range(0, -17, -1) if conv else range(chip.WEIGHT_EXP_RANGE[1], chip.WEIGHT_EXP_RANGE[0] - 1, -1)
+    for e in exps:
         s = scale_of(e)
         vth = chip.VTH_RANGE[1] if readout else int(round(s * vth_f / (1 << chip.VTH_SHIFT)))
         noise = Noise()
@@ -165,8 +173,8 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
                 and (not readout or peak_v * s < chip.VTH_RANGE[1] << chip.VTH_SHIFT)):
             break
     else:
-        raise ValueError(f"quantize: {where} does not fit the chip at any weight_exp in "
-                         f"{chip.WEIGHT_EXP_RANGE}: peak |u| {peak_u:.3g}, |v| {peak_v:.3g}, vth {vth_f:.3g}, "
+        raise ValueError(f"quantize: {where} does not fit the chip at any "
+                         f"{'weight step' if conv else 'weight_exp in ' + str(chip.WEIGHT_EXP_RANGE)}: peak |u| {peak_u:.3g}, |v| {peak_v:.3g}, vth {vth_f:.3g}, "
                          f"max |bias| {b.max(initial=0):.3g} (float units)")
     rec_exp = 0
     if rec is not None:
@@ -181,7 +189,7 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
     if stochastic:
         esc = Escape.from_chip(noise, unit=1.0 / s)
         chip_spiking = replace(spiking, escape=esc)
-    return LayerQuant(scale=s, weight_exp=e, mode=mode, num_weight_bits=bits, vth=vth, du=du, dv=dv,
+    return LayerQuant(scale=s, weight_exp=0 if conv else e, mode=mode, num_weight_bits=bits, vth=vth, du=du, dv=dv,
                       rec_weight_exp=rec_exp, rec_mode=rec_mode, rec_num_weight_bits=bits, noise=noise, readout=readout,
                       spiking=chip_spiking)
 
@@ -253,14 +261,34 @@ def attach(net, plans: list[LayerQuant] | None) -> None:
         m.quant = None if plans is None else plans[i]
 
 
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.ndim(v) == 0 else tuple(int(x) for x in v)
+
+
 def to_int_layer(layer, lq: LayerQuant):
-    from ..network import IntLayer
+    """The IntLayer of a float layer: Dense, DelayDense (rounded delays), Conv2d (torch's
+    (C_out, C_in/g, kh, kw) kernel as (C_out, kh, kw, C_in/g), both cross-correlations) or sum-pool."""
+    from ..network import Conv2d, IntLayer
     mant, exp = lq.bias_ints(layer.bias)
     rec = None if layer.rec is None else lq.weight_ints(layer.rec, True).numpy().astype(np.int16)
-    return IntLayer(weights=lq.weight_ints(layer.weight).numpy().astype(np.int16), du=lq.du, dv=lq.dv,
+    w = lq.weight_ints(layer.weight).numpy().astype(np.int16)
+    sp, conv, delays = layer.spec, None, None
+    if sp.kind == "conv":
+        w = np.ascontiguousarray(w.transpose(0, 2, 3, 1))
+        conv = Conv2d(in_shape=layer.in_shape, stride=_pair(sp.stride), padding=_pair(sp.padding),
+                      dilation=_pair(sp.dilation), groups=sp.groups)
+    elif sp.kind == "pool":
+        c, k = layer.in_shape[2], _pair(sp.kernel)
+        w = np.full((c,) + k + (1,), w.reshape(-1)[0], np.int16)
+        conv = Conv2d(in_shape=layer.in_shape, stride=k, groups=c, pool=True)
+    elif sp.max_delay:
+        delays = layer.int_delays().numpy().astype(np.int8)
+    rec_delays = None if layer.rec_kernel() is None else layer.rec_delay.numpy().astype(np.int8)
+    return IntLayer(weights=w, du=lq.du, dv=lq.dv,
                     vth=lq.vth, bias_mant=mant.astype(np.int16), bias_exp=exp.astype(np.int8),
                     weight_exp=lq.weight_exp, num_weight_bits=lq.num_weight_bits, rec_weights=rec,
-                    rec_weight_exp=lq.rec_weight_exp, rec_num_weight_bits=lq.rec_num_weight_bits, noise=lq.noise)
+                    rec_weight_exp=lq.rec_weight_exp, rec_num_weight_bits=lq.rec_num_weight_bits, noise=lq.noise,
+                    conv=conv, delays=delays, rec_delays=rec_delays)
 
 
 def to_int_network(net, plans: list[LayerQuant], name: str = "network"):
@@ -273,14 +301,27 @@ def to_int_network(net, plans: list[LayerQuant], name: str = "network"):
 
 def from_int_network(int_net, readout: bool = False, spiking: Spiking | None = None):
     """A SpikingNet and plans that reproduce an IntNetwork exactly (scale 64 * 2**weight_exp,
-    so every integer is a float of its own value): the hardware-exact trainer's view of it."""
+    so every integer is a float of its own value): the hardware-exact trainer's view of it.
+    Conv, pool and delayed layers included, recurrent delays too (fixed in the trainer)."""
     from ..train.model import LayerSpec, SpikingNet
     specs, plans = [], []
     for i, L in enumerate(int_net.layers):
         s = float(ACT) * 2.0 ** L.weight_exp
         sp = spiking or Spiking()
+        proj = {}
+        if L.rec_delays is not None:
+            proj["rec_max_delay"] = max(L.rec_max_delay, 1)
+        if L.conv is not None:
+            c = L.conv
+            kh, kw = np.shape(L.weights)[1:3]
+            proj.update(dict(kind="pool", kernel=(kh, kw), in_shape=tuple(c.in_shape)) if c.pool else
+                    dict(kind="conv", channels=int(np.shape(L.weights)[0]), kernel=(kh, kw), stride=tuple(c.stride),
+                         padding=tuple(c.padding), dilation=tuple(c.dilation), groups=c.groups,
+                         in_shape=tuple(c.in_shape)))
+        elif L.delays is not None:
+            proj.update(max_delay=max(L.max_delay, 1))
         specs.append(LayerSpec(n_out=L.n_out, du=L.du, dv=L.dv, vth=L.vth * float(1 << chip.VTH_SHIFT) / s, recurrent=L.recurrent,
-                               spiking=sp))
+                               spiking=sp, **proj))
         plans.append(LayerQuant(scale=s, weight_exp=L.weight_exp, mode=chip.sign_mode(L.weights),
                                 num_weight_bits=L.num_weight_bits, vth=L.vth, du=L.du, dv=L.dv,
                                 rec_weight_exp=L.rec_weight_exp,
@@ -291,7 +332,16 @@ def from_int_network(int_net, readout: bool = False, spiking: Spiking | None = N
     net = SpikingNet(int_net.n_in, specs, readout=ro)
     with torch.no_grad():
         for m, L, lq in zip(net.modules_in_order, int_net.layers, plans):
-            m.weight.copy_(torch.as_tensor(L.weights.astype(np.float64) * lq.q()))
+            w = L.weights.astype(np.float64)
+            if m.spec.kind == "conv":
+                w = w.transpose(0, 3, 1, 2)
+            elif m.spec.kind == "pool":
+                w = w.reshape(-1)[:1]
+            m.weight.copy_(torch.as_tensor(w * lq.q()))
+            if L.delays is not None:
+                m.fixed_delay.copy_(torch.as_tensor(L.delays.astype(np.float64)))
+            if L.rec_delays is not None:
+                m.rec_delay.copy_(torch.as_tensor(L.rec_delays.astype(np.float64)))
             if L.recurrent:
                 m.rec.copy_(torch.as_tensor(L.rec_weights.astype(np.float64) * lq.q(True)))
             m.bias.copy_(torch.as_tensor(L.bias.astype(np.float64) / lq.scale))
@@ -325,7 +375,7 @@ def report(net, plans: list[LayerQuant], x: np.ndarray, batch_size: int = 256) -
             layer=l, readout=lq.readout, scale=lq.scale, weight_exp=lq.weight_exp, vth=lq.vth, du=lq.du, dv=lq.dv,
             sign_mode=chip.SIGN_MODE_NAMES[lq.mode], noise=dict(inject=lq.noise.inject, dist=lq.noise.dist,
                                                                 exp=lq.noise.exp, seed=lq.noise.seed),
-            weight_rel_rmse=float(err.pow(2).mean().sqrt() / w.std().clamp_min(1e-12)),
+            weight_rel_rmse=float(err.pow(2).mean().sqrt() / (w.std() if w.numel() > 1 else w.abs().max()).clamp_min(1e-12)),
             moved_over_one_step=float((err > step).double().mean()),
             peak_u=float(peak[l, 0] / chip.UV_HALF), peak_v=float(peak[l, 1] / chip.UV_HALF),
             u_wraps=int(wraps[l]), v_saturations=int(sats[l])))

@@ -23,9 +23,15 @@ from .model import SpikingNet, lif_step
 
 def _int_params(m, lq) -> dict:
     mant, exp = lq.bias_ints(m.bias)
+    d = m.int_delays()
     return dict(
         w=lq.weight_ints(m.weight).double(),
+        # DelayDense: one weight matrix per delay slot [max_delay + 1, n_out, n_in]
+        w_slots=None if d is None else torch.stack([lq.weight_ints(m.weight).double() * (d == k)
+                                                    for k in range(m.spec.max_delay + 1)]),
         rec=None if m.rec is None else lq.weight_ints(m.rec, True).double(),
+        rec_slots=None if m.rec_kernel() is None else lq.weight_ints(m.rec, True).double()[None]
+        * m.rec_kernel().permute(2, 0, 1).double(),
         bias=chip.effective_bias(mant, exp), vth_eff=lq.vth << chip.VTH_SHIFT,
         noise=(chip.NOISE_INJECT.index(lq.noise.inject), chip.NOISE_DIST.index(lq.noise.dist),
                lq.noise.mant, lq.noise.exp, lq.noise.seed))
@@ -51,6 +57,30 @@ def _int_forward(x: np.ndarray, mods, plans, ints, ids) -> list:
 def _acc(src: torch.Tensor, w: torch.Tensor) -> np.ndarray:
     """Integer Dense sums of binary spikes (exact in float64) as int64."""
     return (src.double() @ w.t()).numpy().astype(np.int64)
+
+
+def _message(m, lq, ip, src: torch.Tensor, hist: torch.Tensor | None) -> tuple[np.ndarray, int]:
+    """(acc, weight_exp) for layer_step: Dense's sums and its weight_exp; for the other kinds the
+    finished message with exponent 0. Conv / pool: the exact sum wrapped to 24 bits (chip.conv_out);
+    DelayDense: per delay slot the sum of the spikes sent that many steps before src, each slot
+    shifted by weight_exp on its own and added in int32 (chip.delay_slot_out), as Lava's buffer."""
+    if m.spec.kind != "dense":
+        acc = m.project(src.double(), ip["w"]).round().numpy().astype(np.int64)
+        return chip.conv_out.py_func(acc), 0            # vectorized: the same integer expression
+    if hist is None:
+        return _acc(src, ip["w"]), lq.weight_exp
+    return _slots(hist, ip["w_slots"], lq.weight_exp), 0
+
+
+def _slots(hist: torch.Tensor, w_slots: torch.Tensor, weight_exp: int) -> np.ndarray:
+    """DelayDense's message: per slot k the sum over hist[..., k] with w_slots[k], shifted by
+    weight_exp on its own (chip.shift_exp: floor for a negative exponent), added in int32."""
+    msg = np.zeros((hist.shape[0], w_slots.shape[1]), np.int64)
+    for k in range(hist.shape[-1]):
+        acc = _acc(hist[..., k], w_slots[k])
+        acc = np.right_shift(acc, -weight_exp) if weight_exp < 0 else np.left_shift(acc, weight_exp)
+        msg = chip.wrap32.py_func(msg + chip.wrap32.py_func(acc))
+    return msg
 
 
 class HwExactNet(nn.Module):
@@ -87,7 +117,13 @@ class HwExactNet(nn.Module):
         out_s, out_u, out_v = ([[] for _ in mods] for _ in range(3))
         rec_int = {k: [[] for _ in mods] for k in ("spikes", "u", "v")}
         xb = x.detach().numpy()
-        fast = bool(((xb == 0) | (xb == 1)).all())
+        # the block path covers Dense layers; conv, pool and delayed layers go step by step
+        fast = bool(((xb == 0) | (xb == 1)).all()) and all(
+            m.spec.kind == "dense" and not m.spec.max_delay and not m.spec.rec_max_delay for m in mods)
+        kernels = [m.delay_kernel() for m in mods]      # delayed layers: slots of past source spikes
+        hist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in kernels]
+        rkernels = [m.rec_kernel() for m in mods]
+        rhist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in rkernels]
         if fast:                                   # binary spikes: the whole integer network at once
             blocks = _int_forward(xb.astype(np.uint8), mods, self.plans, ints, ids)
             for l, blk in enumerate(blocks):
@@ -104,22 +140,31 @@ class HwExactNet(nn.Module):
                     s_int = np.zeros((B, n), np.uint8)
                 else:
                     src_g = x[:, t - 1] if l == 0 else prev_g[l - 1]
+                    if hist_g[l] is not None:
+                        hist_g[l] = torch.cat([src_g[..., None], hist_g[l][..., :-1]], -1)
+                    if rhist_g[l] is not None:
+                        rhist_g[l] = torch.cat([prev_g[l][..., None], rhist_g[l][..., :-1]], -1)
                     if fast:
                         s_t, u_t, v_t = s_all[l][:, t], u_all[l][:, t], v_all[l][:, t]
                     else:
-                        acc = _acc(src_g.detach(), ip["w"])
-                        acc_rec = _acc(prev_g[l].detach(), ip["rec"]) if rec is not None else np.zeros_like(acc)
-                        s_int, nw, ns = layer_step(u_int[l], v_int[l], acc, acc_rec, rec is not None, lq.weight_exp,
-                                                   lq.rec_weight_exp, False, lq.du, lq.dv, ip["vth_eff"], ip["bias"],
+                        acc, w_exp = _message(m, lq, ip, src_g.detach(),
+                                              None if hist_g[l] is None else hist_g[l].detach())
+                        r_exp = lq.rec_weight_exp
+                        if rhist_g[l] is not None:          # recurrent DelayDense: finished message
+                            acc_rec, r_exp = _slots(rhist_g[l].detach(), ip["rec_slots"], r_exp), 0
+                        else:
+                            acc_rec = _acc(prev_g[l].detach(), ip["rec"]) if rec is not None else np.zeros_like(acc)
+                        s_int, nw, ns = layer_step(u_int[l], v_int[l], acc, acc_rec, rec is not None, w_exp,
+                                                   r_exp, False, lq.du, lq.dv, ip["vth_eff"], ip["bias"],
                                                    *ip["noise"], NOISE_TABLES, l, t, ids)
                         wraps[l] += nw
                         sats[l] += ns
                         s_t = torch.as_tensor(s_int, dtype=x.dtype)
                         u_t = torch.as_tensor(u_int[l] / lq.scale, dtype=x.dtype)
                         v_t = torch.as_tensor(v_int[l] / lq.scale, dtype=x.dtype)
-                    a = src_g @ w.t()
+                    a = m.project(src_g, w, hist_g[l], kernels[l])
                     if rec is not None:
-                        a = a + prev_g[l] @ rec.t()
+                        a = a + m.recur(prev_g[l], rec, rhist_g[l], rkernels[l])
                     u, v, xv = lif_step(u_g[l], v_g[l], a, du_f, dv_f, bias, vth)
                     if l < n_spiking:
                         s_g = spike_as(xv, s_t, spiking)

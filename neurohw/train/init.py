@@ -32,15 +32,19 @@ def fluctuation_init(net: SpikingNet, x: np.ndarray, xi: float = 3.0, seed: int 
     mods = list(net.layers) + ([net.readout] if net.readout is not None else [])
     stds = []
     for l, m in enumerate(mods):
+        if m.spec.kind == "pool":          # one shared weight: keeps its own start (vth / 2)
+            stds.append(0.0)
+            continue
         out = net(xt, generator=gen)
         src = xt if l == 0 else out["spikes"][l - 1]
         nu = float(src.mean().clamp(1e-4, 1 - 1e-4))
         du_f, dv_f = (float(d) for d in m.du_dv)
         energy = psp_energy(du_f, dv_f, x.shape[1])
         sigma_v = float(m.vth) / xi
-        std = sigma_v / np.sqrt(m.weight.shape[1] * nu * (1 - nu) * energy)
+        fan_in = m.weight[0].numel()      # dense: n_in; conv: C_in / groups * k * k
+        std = sigma_v / np.sqrt(fan_in * nu * (1 - nu) * energy)
         m.weight.normal_(0.0, std, generator=gen)
         if m.rec is not None:   # half the feed-forward budget, spread over n_out recurrent inputs
-            m.rec.normal_(0.0, std * np.sqrt(m.weight.shape[1] / m.weight.shape[0]) / 2, generator=gen)
+            m.rec.normal_(0.0, std * np.sqrt(fan_in / m.weight.shape[0]) / 2, generator=gen)
         stds.append(std)
     return stds

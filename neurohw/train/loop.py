@@ -94,6 +94,8 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None
         metrics["init"] = (evaluate(net, data["x_test"], data["y_test"], predict) if score is None
                            else float(score(net)))
     for epoch in range(start, cfg.epochs):
+        if hasattr(net, "anneal"):    # schedules that depend on the epoch (delay kernels)
+            net.anneal(epoch / max(cfg.epochs, 1))
         order = torch.randperm(len(x), generator=gen).numpy()
         total, n = 0.0, 0
         bar = tqdm(range(0, len(x), cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
