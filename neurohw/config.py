@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +107,9 @@ class LayerConfig:
 
 # the projection keys, written out only where they differ from the defaults (so the hashes of
 # dense models, and their saved configs, are what they were before these keys existed)
-_PROJ_DEFAULTS = dict(kind="dense", channels=0, kernel=1, stride=1, padding=0, dilation=1, groups=1, max_delay=0,
-                      train_delays=False, delay_sigma=2.0)
+_PROJ_KEYS = ("kind", "channels", "kernel", "stride", "padding", "dilation", "groups", "max_delay",
+              "train_delays", "delay_sigma")
+_PROJ_DEFAULTS = {f.name: f.default for f in fields(LayerConfig) if f.name in _PROJ_KEYS}
 
 
 def _layer_dict(layer: "LayerConfig") -> dict:
