@@ -1,4 +1,4 @@
-"""The emulator's projection paths (event int32 / int64, dense float32 / float64) give the same
+"""The emulator's projection paths (event and matvec int32 / int64, dense float32 / float64) give the same
 spikes, u, v and wrap / saturation counts as a plain int64 step-by-step oracle, on random
 networks and on weights that sit exactly at each exactness bound."""
 import numpy as np
@@ -8,8 +8,9 @@ from neurohw import IntLayer, IntNetwork, Noise, emu, synth
 from neurohw.emu import project
 from neurohw.emu.reference import reference_run
 
-FORCED = [("event", "int32"), ("event", "int64"), ("dense", "float32"), ("dense", "float64"),
-          ("event", "auto"), ("dense", "auto"), ("auto", "auto")]
+FORCED = [("event", "int32"), ("event", "int64"), ("matvec", "int32"), ("matvec", "int64"),
+          ("dense", "float32"), ("dense", "float64"),
+          ("event", "auto"), ("matvec", "auto"), ("dense", "auto"), ("auto", "auto")]
 
 
 def check_all_paths(net, x, ids=None):
@@ -64,7 +65,8 @@ def test_float32_bound_exactly():
     assert "float32" not in project.exact_accs(net.layers[0].weights, 1, False)
     with pytest.raises(ValueError, match="not exact"):
         emu.run(net, np.ones((1, 2, net.n_in), np.uint8), path="dense", acc="float32")
-    assert project.plan(net.layers[0].weights, 1, False, 1.0) == project.Plan("dense", "float64")
+    assert project.plan(net.layers[0].weights, 1, False, 1.0, path="dense") == project.Plan("dense", "float64")
+    assert project.plan(net.layers[0].weights, 1, False, 1.0) == project.Plan("matvec", "int32")   # two neurons
     check_all_paths(net, np.ones((1, 3, net.n_in), np.uint8))
 
 
@@ -78,11 +80,14 @@ def test_int32_bound_exactly():
     assert ("event", "int32") in ran and ("dense", "float64") in ran
     net = edge_net([-256, 2], n + 1, weight_exp=-8)
     assert "int32" not in project.exact_accs(net.layers[0].weights, 1, False)
-    assert project.plan(net.layers[0].weights, 1, False, 0.0) == project.Plan("event", "int64")
-    with pytest.raises(ValueError, match="not exact"):
-        emu.run(net, np.ones((1, 2, n + 1), np.uint8), path="event", acc="int32")
+    # two neurons: the matrix-vector step is the cheaper one, and it must fall back to int64 too
+    assert project.plan(net.layers[0].weights, 1, False, 0.0) == project.Plan("matvec", "int64")
+    assert project.plan(net.layers[0].weights, 1, False, 0.0, path="event") == project.Plan("event", "int64")
+    for path in ("event", "matvec"):
+        with pytest.raises(ValueError, match="not exact"):
+            emu.run(net, np.ones((1, 2, n + 1), np.uint8), path=path, acc="int32")
     ran, _, _ = check_all_paths(net, np.ones((1, 2, n + 1), np.uint8))
-    assert ("event", "int64") in ran and ("event", "int32") not in ran
+    assert {("event", "int64"), ("matvec", "int64")} <= set(ran) and ("event", "int32") not in ran
 
 
 @pytest.mark.parametrize("bits", [16, 17, 24])
@@ -95,7 +100,7 @@ def test_graded_payloads_at_the_bounds(bits):
     x[1, 2:4] = hi - 1
     ran, _, _ = check_all_paths(net, x)
     assert (("dense", "float32") in ran) == (bits <= 16)
-    assert ("event", "int32") in ran and ("dense", "float64") in ran
+    assert {("event", "int32"), ("matvec", "int32"), ("dense", "float64")} <= set(ran)
 
 
 def test_hw_exact_trainer_uses_the_same_kernel():
@@ -126,3 +131,5 @@ def test_bad_path_names():
         emu.run(net, np.zeros((1, 2, 2), np.uint8), acc="int16")
     with pytest.raises(ValueError, match="needs path"):
         emu.run(net, np.zeros((1, 2, 2), np.uint8), path="event", acc="float32")
+    with pytest.raises(ValueError, match="needs path"):
+        emu.run(net, np.zeros((1, 2, 2), np.uint8), path="matvec", acc="float64")

@@ -51,12 +51,12 @@ def rec_rows(rec_weights) -> np.ndarray:
 def layer_block(x, weights, pl: project.Plan, p: dict, rows_rec, graded: bool, sample_ids, probes: bool):
     """One layer over the whole block: its projection as pl says, then its neurons.
 
-    The event path is fused into the neuron kernel (event_step per sample and step); the dense
-    path computes all sums first. Returns (spikes, u, v, wraps, sats)."""
+    The event and matvec paths are fused into the neuron kernel (event_step / matvec_step per
+    sample and step); the dense path computes all sums first. Returns (spikes, u, v, wraps, sats)."""
     B, T, _ = x.shape
     n = weights.shape[0]
-    if pl.path == "event":
-        rows = project.weight_rows(weights)
+    if pl.path in ("event", "matvec"):
+        rows = (np.ascontiguousarray(weights, np.int16) if pl.path == "matvec" else project.weight_rows(weights))
         sums, xin = np.zeros((1, 1, n), pl.acc), x
     else:
         sums = project.project_dense(x, weights, pl)
@@ -66,7 +66,7 @@ def layer_block(x, weights, pl: project.Plan, p: dict, rows_rec, graded: bool, s
     v = np.zeros_like(u)
     counts = np.zeros((B, 2), np.int64)
     if s.size:
-        neuron_layer(sums, xin, rows, graded, rows_rec, p["rec"], p["w_exp"], p["r_exp"], p["du"], p["dv"],
+        neuron_layer(sums, xin, rows, pl.path == "matvec", graded, rows_rec, p["rec"], p["w_exp"], p["r_exp"], p["du"], p["dv"],
                      p["vth_eff"], p["bias"], *p["noise"], NOISE_TABLES, p["layer"], sample_ids, probes, s, u, v,
                      counts)
     return s, u, v, int(counts[:, 0].sum()), int(counts[:, 1].sum())
@@ -78,7 +78,7 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, path: st
 
     sample_ids: the sample index each row is given in the noise hash (default 0..batch-1),
     so a sample draws the same noise wherever it sits in a batch. path / acc force a projection
-    path ('event', 'dense') or accumulator ('int32', 'int64', 'float32', 'float64') for every
+    path ('event', 'matvec', 'dense') or accumulator ('int32', 'int64', 'float32', 'float64') for every
     layer (for tests and benchmarks; a choice that would not be exact raises); 'auto' picks per
     layer from the weights' bounds and the measured input density (docs/emulator.md).
     flags=True also returns the per-layer counts of u wraps and v saturations (RunResult.wraps / .sats)

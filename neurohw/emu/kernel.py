@@ -10,7 +10,7 @@ from numba import njit, prange
 
 from ..chip import FLAG_U_WRAP, FLAG_V_SAT, dense_out, lif_update, wrap32
 from ..noise import noise_terms
-from .project import event_step
+from .project import event_step, matvec_step
 
 
 @njit(cache=True, inline="always")
@@ -72,16 +72,17 @@ def _neurons(u, v, s_out, su, sv, sums, acc_rec, rec, w_exp, r_exp, graded, du, 
 
 
 @njit(parallel=True, cache=True)
-def neuron_layer(sums, x, rows, graded, rec_rows, rec, w_exp, r_exp, du, dv, vth_eff, bias, kind, dist, mant, exp,
+def neuron_layer(sums, x, rows, matvec, graded, rec_rows, rec, w_exp, r_exp, du, dv, vth_eff, bias, kind, dist, mant, exp,
                  seed, tables, layer, sample_ids, probes, out_s, out_u, out_v, counts):
     """A layer's neurons over a whole [batch, steps] block.
 
     The Dense input comes either precomputed, sums [B, T - 1, n] from a block projection
     (project.project_dense: sums[b, t] = W @ x[b, t], consumed at step t + 1; x empty; integers,
     possibly held exactly in float32 / float64),
-    or, when x [B, T, n_in] is given, from the event projection step project.event_step of x's
-    previous step into a per-sample accumulator (rows: W transposed [n_in, n], the acc dtype;
-    sums then only fixes that dtype) -- fused, so the sums never leave the cache. rec_rows: the
+    or, when x [B, T, n_in] is given, from a projection step on x's previous step into a
+    per-sample accumulator -- project.event_step (rows: W transposed [n_in, n]) or, when matvec,
+    project.matvec_step (rows: W [n, n_in]); sums then only fixes the acc dtype -- fused, so the
+    sums never leave the cache. rec_rows: the
     recurrent weights transposed [n, n], used when rec; the recurrent input is event-driven from the
     layer's own spikes of the previous step. The layer is at rest for t <= layer (docs/timing.md).
     Writes out_s [B, T, n] uint8, out_u / out_v (when probes) and counts[b] = (u wraps, v
@@ -94,19 +95,23 @@ def neuron_layer(sums, x, rows, graded, rec_rows, rec, w_exp, r_exp, du, dv, vth
         v = np.zeros(n, np.int64)
         acc = np.zeros(n, sums.dtype)
         acc_rec = np.zeros(n, rec_rows.dtype)
+        idx = np.empty(max(x.shape[2], n), np.int64)
         sid = sample_ids[b]
         wraps = 0
         sats = 0
         for t in range(layer + 1, T):
             if fused:
-                acc[:] = 0
-                event_step(acc, x[b, t - 1], rows, graded)
+                if matvec:
+                    matvec_step(acc, x[b, t - 1], rows)
+                else:
+                    acc[:] = 0
+                    event_step(acc, x[b, t - 1], rows, graded, idx)
                 a = acc
             else:
                 a = sums[b, t - 1]
             if rec:
                 acc_rec[:] = 0
-                event_step(acc_rec, out_s[b, t - 1], rec_rows, False)
+                event_step(acc_rec, out_s[b, t - 1], rec_rows, False, idx)
             su = out_u[b, t] if probes else out_u[0, 0]
             sv = out_v[b, t] if probes else out_v[0, 0]
             if kind == 0:

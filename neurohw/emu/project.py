@@ -32,14 +32,15 @@ FLOAT32_EXACT, FLOAT64_EXACT = 1 << 24, 1 << 53
 # event kernel beat the float32 GEMM path up to 40 % density; see docs/emulator.md.
 DENSE_MIN_DENSITY = 0.45
 
-PATHS = ("auto", "event", "dense")
+PATHS = ("auto", "event", "matvec", "dense")
 ACCS = ("auto", "int32", "int64", "float32", "float64")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How one projection runs: path 'event' (acc 'int32' / 'int64') or 'dense' (acc 'float32' /
-    'float64', a matrix product over the whole block)."""
+    """How one projection runs: path 'event' or 'matvec' (acc 'int32' / 'int64', fused into the
+    neuron kernel step by step) or 'dense' (acc 'float32' / 'float64', a matrix product over the
+    whole block)."""
     path: str
     acc: str
 
@@ -80,12 +81,15 @@ def plan(weights: np.ndarray, xmax: int, graded: bool, density: float, path: str
         lo, hi = sum_bounds(weights, xmax)
         raise ValueError(f"emulator: acc = {acc!r} is not exact for this layer (partial sums in [{lo}, {hi}]); "
                          f"exact here: {sorted(ok)}")
-    if acc in ("float32", "float64") and path == "event":
-        raise ValueError(f"emulator: acc = {acc!r} needs path 'dense' or 'auto', got path 'event'")
+    if acc in ("float32", "float64") and path in ("event", "matvec"):
+        raise ValueError(f"emulator: acc = {acc!r} needs path 'dense' or 'auto', got path {path!r}")
     if acc in ("int32", "int64") and path == "dense":
-        raise ValueError(f"emulator: acc = {acc!r} needs path 'event' or 'auto', got path 'dense'")
+        raise ValueError(f"emulator: acc = {acc!r} needs path 'event', 'matvec' or 'auto', got path 'dense'")
+    n_out, n_in = np.shape(weights)
+    narrow = matvec_cheaper(n_in, n_out, density)
+    step_path = path if path in ("event", "matvec") else ("matvec" if narrow else "event")
     if acc in ("int32", "int64"):
-        return Plan("event", acc)
+        return Plan(step_path, acc)
     if acc in ("float32", "float64"):
         return Plan("dense", acc)
     fl = "float32" if "float32" in ok else ("float64" if "float64" in ok else None)
@@ -93,9 +97,9 @@ def plan(weights: np.ndarray, xmax: int, graded: bool, density: float, path: str
         if fl is None:
             raise ValueError("emulator: path 'dense' is not exact for this layer (partial sums beyond 2**53)")
         return Plan("dense", fl)
-    if path == "auto" and fl is not None and density >= DENSE_MIN_DENSITY:
+    if path == "auto" and not narrow and fl is not None and density >= DENSE_MIN_DENSITY:
         return Plan("dense", fl)
-    return Plan("event", "int32" if "int32" in ok else "int64")
+    return Plan(step_path, "int32" if "int32" in ok else "int64")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,15 +120,46 @@ def add_row_scaled(acc, row, x):
 
 
 @njit(cache=True, inline="always")
-def event_step(acc, x, rows, graded):
-    """The projection step: acc += rows[j] (* x[j] for graded payloads) for every x[j] != 0."""
+def event_step(acc, x, rows, graded, idx):
+    """The projection step: acc += rows[j] (* x[j] for graded payloads) for every x[j] != 0.
+
+    The non-zero inputs' indices are gathered into idx (scratch of n_in) first, without a
+    branch (a data-dependent branch per input costs a misprediction per spike), then their rows
+    are added."""
+    cnt = 0
     for j in range(x.shape[0]):
-        xj = x[j]
-        if xj != 0:
-            if graded:
-                add_row_scaled(acc, rows[j], acc.dtype.type(xj))
-            else:
-                add_row(acc, rows[j])
+        idx[cnt] = j
+        cnt += x[j] != 0
+    for i in range(cnt):
+        j = idx[i]
+        if graded:
+            add_row_scaled(acc, rows[j], acc.dtype.type(x[j]))
+        else:
+            add_row(acc, rows[j])
+
+
+@njit(cache=True, inline="always")
+def matvec_step(acc, x, w):
+    """The same sums as event_step, as one matrix-vector product: acc[k] = sum_j w[k, j] * x[j]
+    (w: W [n, n_in] row-major, unit-stride reductions that vectorize; products and sums in acc's
+    dtype, so int32 wraps exactly as event_step's int32 additions do). Cheaper than event_step
+    for narrow layers, where a row is too short to fill a vector (see matvec_cheaper)."""
+    z = acc.dtype.type(0)
+    for k in range(acc.shape[0]):
+        s = z
+        row = w[k]
+        for j in range(x.shape[0]):
+            s += acc.dtype.type(row[j]) * acc.dtype.type(x[j])
+        acc[k] = s
+
+
+def matvec_cheaper(n_in: int, n_out: int, density: float) -> bool:
+    """The per-step cost model behind the 'matvec' choice, in units of ~0.05 ns (measured on this
+    2-core AVX-512 machine, int16 weights, docs/emulator.md): event_step costs n_in * (8 + density *
+    (40 + 10 * ceil(n_out / 16))) (the gather, then per spike a row of ceil(n_out / 16) vectors),
+    matvec_step n_in * n_out (one multiply-add per weight)."""
+    event = n_in * (8 + density * (40 + 10 * -(-n_out // 16)))
+    return n_in * n_out < event
 
 
 @njit(parallel=True, cache=True)
@@ -134,8 +169,9 @@ def dense_event(x, rows, graded, out):
     x: [B, T, n_in] uint8 spikes or int32 payloads; rows: [n_in, n] (W transposed, int16);
     out: [B, T, n] zeroed, in the acc dtype. Parallel over the batch."""
     for b in prange(x.shape[0]):
+        idx = np.empty(x.shape[2], np.int64)
         for t in range(x.shape[1]):
-            event_step(out[b, t], x[b, t], rows, graded)
+            event_step(out[b, t], x[b, t], rows, graded, idx)
 
 
 def weight_rows(weights) -> np.ndarray:

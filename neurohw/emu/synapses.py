@@ -229,7 +229,7 @@ def run_layer(layer, x, p: dict, graded: bool, sample_ids, probes: bool):
     counts = np.zeros((B, 2), np.int64)
     ids = np.asarray(sample_ids, np.int64)
     if s.size and layer.rec_delays is None:
-        neuron_layer(msgs, np.zeros((1, 1, 0), np.uint8), np.zeros((1, n), np.int16), False,
+        neuron_layer(msgs, np.zeros((1, 1, 0), np.uint8), np.zeros((1, n), np.int16), False, False,
                      rec_rows(layer.rec_weights), p["rec"], 0, p["r_exp"], p["du"], p["dv"], p["vth_eff"], p["bias"],
                      *p["noise"], NOISE_TABLES, p["layer"], ids, probes, s, u, v, counts)
     elif s.size:
