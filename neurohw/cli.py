@@ -188,9 +188,16 @@ def cmd_export(args) -> int:
     run_dir = (src / "config.json").exists()
     if args.format == "netx":
         from .interop import netx
-        net = load_bundle(src / "bundle" if run_dir else src)
+        net, extra = load_bundle(src / "bundle" if run_dir else src, with_extra=True)
+        if args.requantize:
+            if "input" not in extra:
+                raise ValueError(f"{src}: --requantize calibrates on the bundle's stored inputs, and it has none "
+                                 f"(deploy/ bundles do); for a run, train it with quant.target: netx")
+            net = netx.requantize(net, extra["input"])
+        _, remapped = netx.netx_form(net)
         netx.export(net, args.out)
-        print(f"netx: wrote {args.out} ({len(net.layers)} dense blocks); load it with "
+        print(f"netx: wrote {args.out} ({len(net.layers)} layers{', requantized for netx' if args.requantize else ''}"
+              f"{f', memoryless layers {remapped} remapped for identical spikes' if remapped else ''}); load it with "
               f"netx.hdf5.Network({args.out!r}, input_message_bits={net.input_message_bits})")
         return 0
     from .interop import nir as nx
@@ -298,6 +305,8 @@ def main(argv=None) -> int:
     p.add_argument("out", help="output file (.h5 for netx, .nir for NIR)")
     p.add_argument("--dt", type=float, default=1e-4, help="NIR time step in seconds (default 1e-4)")
     p.add_argument("--fold-r", action="store_true", help="NIR: r = 1, scale in the weights (for Norse)")
+    p.add_argument("--requantize", action="store_true",
+                   help="netx: quantize the bundle again onto netx's grids first (calibrated on its stored inputs)")
     p.set_defaults(fn=cmd_export)
     p = sub.add_parser("import", help="a netx HDF5 or NIR file to a bundle (or a float model)")
     p.add_argument("file")

@@ -57,8 +57,9 @@ NEURON_KEYS = ("stochastic", "escape", "beta", "surrogate", "surrogate_beta", "s
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "clip", "trials", "loss", "init_xi", "rate_low",
               "rate_high", "rate_strength", "estimator", "paths")
 ESTIMATORS = ("surrogate", "score", "mixed")      # neurohw.grad (docs/gradients.md)
-QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact", "clip_select")
+QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact", "clip_select", "target")
 CLIP_SELECT = ("train_accuracy", "weight_error")
+QUANT_TARGETS = ("chip", "netx")
 DEPLOY_KEYS = ("lava", "lava_samples")
 PARITY_KEYS = ("hw_exact", "samples")
 
@@ -201,6 +202,9 @@ class QuantConfig:
     # deterministic layers' weight clip level: the one giving the fake-quantized net the best
     # training-split accuracy (classification), or the least weight error (the old rule)
     clip_select: str = "train_accuracy"
+    # chip: the chip's whole grid; netx: weight_exp 0, biases on the 64 grid, no noise, so that
+    # lava-dl's netx holds the network exactly (neurohw export --format netx; docs/interop.md)
+    target: str = "chip"
 
 
 @dataclass(frozen=True)
@@ -780,13 +784,17 @@ def parse_config(d: dict, source: str = "<dict>", base_dir: Path | None = None) 
                         qat_epochs=qm.int_("qat_epochs", 0, 0, 10000),
                         qat_lr=qm.float_("qat_lr", 0.0005, gt=0, le=10),
                         qat_hw_exact=qm.bool_("qat_hw_exact", False),
-                        clip_select=qm.choice("clip_select", "train_accuracy", CLIP_SELECT))
+                        clip_select=qm.choice("clip_select", "train_accuracy", CLIP_SELECT),
+                        target=qm.choice("target", "chip", QUANT_TARGETS))
     dm = top.sub("deploy", DEPLOY_KEYS)
     deploy = DeployConfig(lava=dm.bool_("lava", True), lava_samples=dm.int_("lava_samples", 200, 0, 100000))
     pm = top.sub("parity", PARITY_KEYS)
     parity = ParityConfig(hw_exact=pm.bool_("hw_exact", True), samples=pm.int_("samples", 32, 1, 100000))
     _check_model_vs_task(source, data, model, mpath, spec_n_in, train.loss)
     _check_estimator(source, train, neuron)
+    if quant.target == "netx" and neuron.stochastic:
+        raise _fail(source, "quant.target", "netx", "has no noise, but neuron.stochastic = True (deployed as "
+                    "on-chip threshold noise)", "'chip' for a stochastic network, or neuron.stochastic: false")
     return Config(name=name, seed=seed, out_dir=out_dir, data=data, model=model, neuron=neuron,
                   train=train, quant=quant, deploy=deploy, parity=parity, source=source)
 

@@ -192,7 +192,7 @@ def stage_quantize(run: Run) -> list[str]:
              and cfg.quant.qat_epochs == 0)         # a netx file is already on the chip: keep it exactly
     plans = (file_model(cfg)[1][1] if exact else
              quant.plan(net, d.x_train[:512], bits=cfg.quant.weight_bits, noise_seed=cfg.neuron.noise_seed,
-                        select=_select_clip(cfg, net, d, trace)))
+                        select=_select_clip(cfg, net, d, trace), target=cfg.quant.target))
     qat, validation = {}, {}
     has_val = d.x_val is not None and cfg.n_classes is not None
     if has_val:

@@ -9,6 +9,11 @@ is pinned to beta * c * 2**k and only the weight step is searched among powers o
 The same functions give the integers for export and the fake-quantized floats for QAT
 (straight-through), so the network that is fine-tuned is the network that is deployed.
 
+target="netx" (`quant.target: netx`): every layer is planned like a conv layer (weight_exp 0,
+the weight step searched alone), biases on netx's fixed bias_exp 6 (multiples of 64, 13-bit
+mantissa), recurrent and input weights in one sign mode (netx optimizes them as one matrix) and
+no noise: the network lava-dl's netx can hold exactly (neurohw.interop.netx, docs/interop.md).
+
 Conv and sum-pool layers: Lava's Conv ignores weight_exp (the IntLayer keeps it 0) and sends the
 raw sum, so their scale is searched as a weight step alone: the best step, then coarser ones by
 powers of two until vth, biases and peaks fit. Delayed Dense layers quantize like Dense; their
@@ -29,6 +34,8 @@ from ..train.escape import Escape, Spiking
 ACT = 1 << chip.ACT_SHIFT                   # a weight unit enters u as w << 6
 HEADROOM = 2.0 ** (chip.UV_BITS - 2)        # plan peaks |u|, |v| to at most half the 24-bit range
 BIAS_MAX = chip.BIAS_MANT_RANGE[1] << chip.BIAS_EXP_RANGE[1]
+NETX_BIAS_EXP = 6                           # lava-dl netx fixes bias_exp = 6
+TARGETS = ("chip", "netx")
 CLIP_FRACTIONS = np.linspace(0.3, 1.0, 36)   # candidate clip levels, as fractions of max |W|
 
 # Escape function -> (chip distribution, c): the noise's scale in chip units is c * 2**(exp - 7)
@@ -58,6 +65,7 @@ class LayerQuant:
     noise: Noise = Noise()
     readout: bool = False
     spiking: Spiking | None = None  # the escape as the chip realizes it (stochastic layers)
+    bias_exp_min: int = 0           # NETX_BIAS_EXP for target "netx": biases on the 64 grid
 
     def noise_std(self) -> tuple[float, float]:
         """(current, voltage) noise std per step in float units, as the chip realizes it."""
@@ -80,9 +88,9 @@ class LayerQuant:
     def bias_ints(self, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(bias_mant, bias_exp) per neuron: the smallest exponent that fits the mantissa."""
         x = b.detach().double().numpy() * self.scale
-        exp = np.zeros(x.shape, np.int64)
+        exp = np.full(x.shape, self.bias_exp_min, np.int64)
         lo, hi = chip.BIAS_MANT_RANGE
-        for e in range(chip.BIAS_EXP_RANGE[1] + 1):
+        for e in range(self.bias_exp_min, chip.BIAS_EXP_RANGE[1] + 1):
             m = np.round(x / 2.0 ** e)
             exp = np.where((exp == e) & ((m < lo) | (m > hi)), e + 1, exp)
         bad = np.argwhere(exp > chip.BIAS_EXP_RANGE[1])
@@ -123,18 +131,29 @@ def _decay_ints(frac_u: float, frac_v: float, where: str) -> tuple[int, int]:
 
 
 def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = chip.MAX_WEIGHT_BITS,
-               noise_seed: int = 0, where: str = "layer", clip: float | None = None) -> LayerQuant:
+               noise_seed: int = 0, where: str = "layer", clip: float | None = None,
+               target: str = "chip") -> LayerQuant:
     """Choose the scale, exponents, threshold, decays and noise of one layer.
 
     Deterministic layers: the weight step minimizing the mean squared weight error over
     clip levels, then the largest weight_exp (finest v resolution) for which vth, the biases
     and the calibration peaks of |u| and |v| fit. Stochastic layers: the same, with the
-    scale pinned to beta * c * 2**k so that the escape is realized exactly by noise_exp."""
+    scale pinned to beta * c * 2**k so that the escape is realized exactly by noise_exp.
+    target "netx": weight_exp 0, biases at bias_exp 6, one sign mode, no noise (module doc)."""
+    if target not in TARGETS:
+        raise ValueError(f"quantize: target = {target!r}; allowed {', '.join(TARGETS)}")
+    netx = target == "netx"
+    if netx and not readout and (layer.spec.spiking.stochastic or layer.spec.noise_current
+                                 or layer.spec.noise_voltage):
+        raise ValueError(f"quantize: {where} has stochastic spiking or additive noise; target netx has no noise "
+                         f"(lava-dl's netx cannot express on-chip noise)")
     w = layer.weight.detach().double().numpy()
     b = np.abs(layer.bias.detach().double().numpy())
     mode = chip.sign_mode(np.sign(w).astype(np.int64))
     rec = None if layer.rec is None else layer.rec.detach().double().numpy()
     rec_mode = chip.SIGN_MIXED if rec is None else chip.sign_mode(np.sign(rec).astype(np.int64))
+    if netx and rec is not None:              # netx optimizes [W, W_rec] as one matrix: one sign mode
+        mode = rec_mode = chip.sign_mode(np.sign(np.hstack([w.reshape(w.shape[0], -1), rec])).astype(np.int64))
     du, dv = _decay_ints(*(float(f) for f in layer.du_dv), where)
     vth_f = float(layer.vth)
     spiking = layer.spec.spiking
@@ -156,7 +175,8 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
         q_best = min((quant_error(w, f * wmax / top, mode, bits), f * wmax / top) for f in fracs)[1]
         scale_of = lambda e: ACT * 2.0 ** e / q_best  # noqa: E731
 
-    conv = layer.spec.kind != "dense"
+    conv = layer.spec.kind != "dense" or netx
+    bias_max = chip.BIAS_MANT_RANGE[1] << NETX_BIAS_EXP if netx else BIAS_MAX
     # conv / pool: weight_exp stays 0 and e only coarsens the weight step (q = q_best * 2**-e)
     exps = range(0, -17, -1) if conv else range(chip.WEIGHT_EXP_RANGE[1], chip.WEIGHT_EXP_RANGE[0] - 1, -1)
     for e in exps:
@@ -168,7 +188,7 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
             noise = Noise(inject="threshold", dist=dist, exp=k + chip.NOISE_EXP_BIAS, seed=noise_seed)
             if not chip.NOISE_EXP_RANGE[0] <= noise.exp <= chip.NOISE_EXP_RANGE[1]:
                 continue
-        if (vth <= chip.VTH_RANGE[1] and b.max(initial=0) * s <= BIAS_MAX
+        if (vth <= chip.VTH_RANGE[1] and b.max(initial=0) * s <= bias_max
                 and max(peak_u, peak_v) * s <= HEADROOM
                 and (not readout or peak_v * s < chip.VTH_RANGE[1] << chip.VTH_SHIFT)):
             break
@@ -177,7 +197,7 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
                          f"{'weight step' if conv else 'weight_exp in ' + str(chip.WEIGHT_EXP_RANGE)}: peak |u| {peak_u:.3g}, |v| {peak_v:.3g}, vth {vth_f:.3g}, "
                          f"max |bias| {b.max(initial=0):.3g} (float units)")
     rec_exp = 0
-    if rec is not None:
+    if rec is not None and not netx:
         rec_exp = min((quant_error(rec, ACT * 2.0 ** r / s, rec_mode, bits), r)
                       for r in range(chip.WEIGHT_EXP_RANGE[0], chip.WEIGHT_EXP_RANGE[1] + 1))[1]
     chip_spiking = None
@@ -191,7 +211,7 @@ def plan_layer(layer, peak_u: float, peak_v: float, readout: bool, bits: int = c
         chip_spiking = replace(spiking, escape=esc)
     return LayerQuant(scale=s, weight_exp=0 if conv else e, mode=mode, num_weight_bits=bits, vth=vth, du=du, dv=dv,
                       rec_weight_exp=rec_exp, rec_mode=rec_mode, rec_num_weight_bits=bits, noise=noise, readout=readout,
-                      spiking=chip_spiking)
+                      spiking=chip_spiking, bias_exp_min=NETX_BIAS_EXP if netx else 0)
 
 
 def additive_noise(spec, scale: float, seed: int, where: str) -> Noise:
@@ -221,7 +241,7 @@ def calibrate(net, x: np.ndarray, batch_size: int = 256) -> list[tuple[float, fl
 
 
 def plan(net, x_calib: np.ndarray, bits: int = chip.MAX_WEIGHT_BITS, noise_seed: int = 0,
-         select=None, clips=CLIP_FRACTIONS[::2]) -> list[LayerQuant]:
+         select=None, clips=CLIP_FRACTIONS[::2], target: str = "chip") -> list[LayerQuant]:
     """A LayerQuant per layer of a SpikingNet (readout last), from calibration data.
 
     With `select(plans) -> score` (higher is better; e.g. the fake-quantized net's accuracy on
@@ -229,13 +249,14 @@ def plan(net, x_calib: np.ndarray, bits: int = chip.MAX_WEIGHT_BITS, noise_seed:
     among `clips` and the weight-error optimum by that score. Why: the least weight error is not
     the least damage to the decision; a deterministic spiking net's spike times are discrete, so a
     few weights moved by one grid step can flip ~1 % of its decisions, and which level flips the
-    fewest differs from net to net. Stochastic layers keep the step that realizes their escape."""
+    fewest differs from net to net. Stochastic layers keep the step that realizes their escape.
+    target: "chip", or "netx" for a network lava-dl's netx holds exactly (plan_layer)."""
     mods = net.modules_in_order
     peaks = calibrate(net, x_calib)
 
     def make(i: int, clip: float | None = None) -> LayerQuant:
         return plan_layer(mods[i], *peaks[i], readout=(mods[i] is net.readout), bits=bits,
-                          noise_seed=noise_seed + i, where=f"layer {i}", clip=clip)
+                          noise_seed=noise_seed + i, where=f"layer {i}", clip=clip, target=target)
     plans = [make(i) for i in range(len(mods))]
     if select is None:
         return plans
@@ -385,7 +406,7 @@ def report(net, plans: list[LayerQuant], x: np.ndarray, batch_size: int = 256) -
 def plan_to_dict(lq: LayerQuant) -> dict:
     """JSON-able plan (the realized escape is rebuilt from the noise and the layer's spiking)."""
     d = {k: getattr(lq, k) for k in ("scale", "weight_exp", "mode", "num_weight_bits", "vth", "du", "dv",
-                                     "rec_weight_exp", "rec_mode", "rec_num_weight_bits", "readout")}
+                                     "rec_weight_exp", "rec_mode", "rec_num_weight_bits", "readout", "bias_exp_min")}
     d["noise"] = dict(inject=lq.noise.inject, dist=lq.noise.dist, mant=lq.noise.mant, exp=lq.noise.exp,
                       seed=lq.noise.seed)
     return d
