@@ -119,3 +119,32 @@ def test_config_errors_name_the_model_file_key(tmp_path):
         load_config(_config(tmp_path, {"layers": [{"n": 3}], "dt": 1e-3}, 0))
     with pytest.raises(ConfigError, match=r"model\.peer"):
         load_config(_config(tmp_path, {"nir": "m.nir", "peer": "rockpool"}, 0))
+
+
+def test_cli_netx_requantize_a_deploy_bundle(tmp_path, capsys):
+    """export --requantize: a bundle netx refuses for its grids, quantized again for netx from its
+    exact float equivalent (calibrated on its stored inputs); lava-dl's netx loads the file."""
+    from neurohw.interop import netx
+    assert main(["export", str(REPO / "deploy/digits"), "--format", "netx", "--requantize",
+                 str(tmp_path / "d.h5")]) == 0
+    assert "requantized for netx" in capsys.readouterr().out
+    back = netx.load(tmp_path / "d.h5")
+    netx.check(back)
+    assert back.kinds == neurohw.load_bundle(REPO / "deploy/digits").kinds
+    _netx_net().save(tmp_path / "b")                   # no stored inputs: a one-line refusal
+    assert main(["export", str(tmp_path / "b"), "--format", "netx", "--requantize", str(tmp_path / "x.h5")]) == 1
+    assert "--requantize calibrates on the bundle's stored inputs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pipeline_with_quant_target_netx_exports_to_netx(tmp_path):
+    """quant.target: netx: the run's bundle is one lava-dl's netx holds exactly (weight_exp 0,
+    biases on the 64 grid), and neurohw export writes it without refusal."""
+    cfg = _config(tmp_path, {"layers": [{"n": 16, "du": 4095, "dv": 512}], "readout": {"n": 3}}, epochs=1)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["quant"]["target"] = "netx"
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    net = neurohw.load_bundle(tmp_path / "run/bundle")
+    assert all(x.weight_exp == 0 and np.all(x.bias_exp == 6) for x in net.layers)
+    assert main(["export", str(tmp_path / "run"), "--format", "netx", str(tmp_path / "r.h5")]) == 0
