@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamps
 
-.PHONY: setup test parity demo bench bench-accuracy deploy bench-fit clean bench-lava bench-parity-projections bench-layers bench-interop bench-gradients bench-slif bench-quant
+.PHONY: setup test parity demo bench bench-accuracy deploy bench-fit clean bench-lava bench-parity-projections bench-layers bench-interop bench-netx bench-gradients bench-slif bench-quant
 
 setup: $(STAMP)/nodeps
 
@@ -80,6 +80,10 @@ bench-layers: setup
 # snnTorch / Norse nets onto the chip through NIR and back (benchmarks/interop_results.txt).
 bench-interop: setup
 	$(BIN)/python benchmarks/interop.py
+
+# Every deploy/ bundle through lava-dl's netx (as it is, or quantized again for netx).
+bench-netx: setup
+	$(BIN)/python benchmarks/netx_deploy.py
 
 # Gradient estimators (surrogate, score, mixed) against exact and finite-difference references.
 bench-gradients: setup

@@ -16,6 +16,10 @@ neurohw's Dense adds one step per layer (layer l answers input t at t + l + 1); 
 carry none, NIR simulators delay a recurrent edge by one step, as neurohw does. A feed-forward
 neurohw raster is therefore a peer's raster shifted by l + 1 steps (compare with `align`).
 
+Conv and sum-pool layers are Conv2d and SumPool2d nodes (AvgPool2d is read too), a dense layer
+after a map reads it through a Flatten node; NIR's maps are (C, H, W), neurohw's (H, W, C) in C
+order (per-neuron arrays transposed, a flattened map's columns permuted: `flatten_order`).
+
 Peers (measured, docs/interop.md): snnTorch writes Leaky as LIF with r = tau / dt at dt = 1e-4 and
 reads LIF back with dt = 1e-4 hard-coded; Norse writes tau = dt / tau_mem_inv (a bug: we divide
 by dt when told the file is Norse's) at dt = 1e-3 and reads LIF ignoring r (so `fold_r=True`
