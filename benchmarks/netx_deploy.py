@@ -17,8 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import neurohw
 from neurohw import emu, tasks
 from neurohw.config import load_config
