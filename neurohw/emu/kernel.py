@@ -65,9 +65,10 @@ def _neurons(u, v, s_out, su, sv, sums, acc_rec, rec, w_exp, r_exp, graded, du, 
         s_out[k] = sp
         wraps += (fl & FLAG_U_WRAP) != 0
         sats += (fl & FLAG_V_SAT) != 0
-        if probes:
-            su[k] = uu
-            sv[k] = vv
+    if probes:          # a separate copy, so that the neuron loop has no branch and vectorizes
+        for k in range(u.shape[0]):
+            su[k] = u[k]
+            sv[k] = v[k]
     return wraps, sats
 
 

@@ -1,10 +1,10 @@
 """Event-driven Conv and DelayDense projections, and the neuron loop for their messages.
 
-A projection is held as event rows (like a transposed sparse matrix): for input j, the
-entries ptr[j]:ptr[j + 1] give each synapse's target neuron, weight and delay. A spike (or
-payload) of input j scatters its row: for a conv that row is the kernel placed on every output
-position the input touches, so a spike scatters its kernel into the output map; for a
-DelayDense it is the weight column, each entry bound for its delay slot of a ring buffer.
+A Conv input's spike (or payload) scatters its kernel into the output map: for every tap that
+lands on the output grid, one contiguous row of output channels (conv_step, straight from the
+kernel; no per-synapse table). A DelayDense is held as event rows (like a transposed sparse
+matrix): for input j, the entries ptr[j]:ptr[j + 1] give each synapse's target neuron, weight
+and delay, each bound for its delay slot of a ring buffer.
 
 What the neurons receive is the chip's *message* (chip.conv_out, chip.delay_slot_out):
 a finished int32 value, which the shared neuron step (kernel.neuron_step / layer_step) takes
@@ -55,43 +55,40 @@ def dense_rows(weights, delays=None) -> Rows:
     return _rows(pre, post, w.ravel(), d, n_in, n_out)
 
 
-def conv_rows(weights, in_shape, stride, padding, dilation, groups) -> Rows:
-    """Event rows of a Conv2d (network.Conv2d's cross-correlation, C-order (h, w, c) maps):
-    for every kernel tap, the (input, output) index pairs it joins."""
-    w = np.asarray(weights, np.int64)
-    c_out, kh, kw, cg = w.shape
-    H, W, C = in_shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    og = c_out // groups
-    ho, wo, o, cl = np.meshgrid(np.arange(Ho), np.arange(Wo), np.arange(c_out), np.arange(cg), indexing="ij")
-    c = (o // og) * cg + cl
-    out_idx = (ho * Wo + wo) * c_out + o
-    pres, posts, ws = [], [], []
-    for i in range(kh):
-        for j in range(kw):
-            h = ho * sh + i * dh - ph
-            x = wo * sw + j * dw - pw
-            ok = (h >= 0) & (h < H) & (x >= 0) & (x < W)
-            pres.append(((h * W + x) * C + c)[ok])
-            posts.append(out_idx[ok])
-            ws.append(w[o[ok], i, j, cl[ok]])
-    pre, post, ww = (np.concatenate(a) if a else np.zeros(0, np.int64) for a in (pres, posts, ws))
-    return _rows(pre, post, ww, np.zeros(pre.size, np.int64), H * W * C, Ho * Wo * c_out)
-
-
 # ---- step functions (one sample, one step) ---------------------------------------------------
 @njit(cache=True, inline="always")
-def conv_step(acc, x, ptr, post, w, graded):
-    """Scatter the rows of x's non-zero inputs into acc (int64, zeroed by the caller); the
-    message is then chip.conv_out(acc) (exact sums: the network bounds them below 2**31)."""
+def conv_step(acc, x, kt, pos, hmap, wmap, Wo, og, graded, idx):
+    """Scatter the kernel of every non-zero input of x into acc (int32, zeroed by the caller).
+
+    kt: the kernel as (C / groups, kh, kw, C_out), so that one tap of one input channel is a
+    contiguous row of output channels. pos[j] = (h, w, channel within its group,
+    first output channel of its group) of input j; hmap[h, i] (wmap[w, j]) is the output row
+    (column) that tap i (j) of an input in row h (column w) lands on, or -1 (see conv_kernel);
+    Wo the output width, og the output channels per group. A spike adds, for every tap landing
+    on the grid, one row of its group's output channels -- network.Conv2d's cross-correlation,
+    turned around. int32 is exact:
+    network.IntLayer bounds every conv sum below 2**31. The message is then chip.conv_out(acc)."""
+    kh, kw, Co = kt.shape[1], kt.shape[2], kt.shape[3]
+    cnt = 0
     for j in range(x.shape[0]):
-        xv = x[j]
-        if xv != 0:
-            val = np.int64(xv) if graded else np.int64(1)
-            for e in range(ptr[j], ptr[j + 1]):
-                acc[post[e]] += w[e] * val
+        idx[cnt] = j
+        cnt += x[j] != 0
+    for q in range(cnt):
+        j = idx[q]
+        val = np.int32(x[j]) if graded else np.int32(1)
+        h, w, cl, o0 = pos[j, 0], pos[j, 1], pos[j, 2], pos[j, 3]
+        for i in range(kh):
+            ho = hmap[h, i]
+            if ho < 0:
+                continue
+            for jj in range(kw):
+                wo = wmap[w, jj]
+                if wo < 0:
+                    continue
+                base = (ho * Wo + wo) * Co
+                row = kt[cl, i, jj]
+                for o in range(o0, o0 + og):
+                    acc[base + o] += row[o] * val
 
 
 @njit(cache=True, inline="always")
@@ -124,14 +121,15 @@ def delay_step(ring, tmp, t, x, ptr, post, w, delay, weight_exp, graded, msg):
 
 # ---- block functions (a whole [batch, steps] block, parallel over samples) -------------------
 @njit(parallel=True, cache=True)
-def conv_block(x, ptr, post, w, graded, out):
+def conv_block(x, kt, pos, hmap, wmap, Wo, og, graded, out):
     """out[b, t] = Conv's message from x[b, t] (received at step t + 1), int32."""
     B, T, n = out.shape
     for b in prange(B):
-        acc = np.zeros(n, np.int64)
+        acc = np.zeros(n, np.int32)
+        idx = np.empty(x.shape[2], np.int64)
         for t in range(T):
             acc[:] = 0
-            conv_step(acc, x[b, t], ptr, post, w, graded)
+            conv_step(acc, x[b, t], kt, pos, hmap, wmap, Wo, og, graded, idx)
             for k in range(n):
                 out[b, t, k] = conv_out(acc[k])
 
@@ -185,24 +183,40 @@ def message_layer(msgs, w_exp, graded, r_ptr, r_post, r_w, r_delay, r_max_delay,
         counts[b, 1] = sats
 
 
-def layer_rows(layer) -> Rows:
-    """The event rows of a layer's input projection."""
-    if layer.conv is not None:
-        c = layer.conv
-        return conv_rows(layer.weights, c.in_shape, c.stride, c.padding, c.dilation, c.groups)
-    return dense_rows(layer.weights, layer.delays)
+def conv_kernel(layer) -> tuple:
+    """A conv / pool layer's kernel and geometry as conv_step takes them: (kt, pos, hmap, wmap,
+    Wo, og).
+
+    kt (C / groups, kh, kw, C_out) int32; pos [n_in, 4]: each input's (h, w, channel in group,
+    first output channel of the group); hmap [H, kh]: the output row of tap i for input row h,
+    or -1 where h + ph - i dh is off the stride grid or the map; wmap [W, kw] likewise."""
+    c = layer.conv
+    co, kh, kw, cg = layer.weights.shape
+    (H, W, C), (Ho, Wo, _) = c.in_shape, layer.shape
+    (sh, sw), (ph, pw), (dh, dw) = c.stride, c.padding, c.dilation
+    og = co // c.groups
+
+    def tap_map(size, k, s, p, d, out):
+        n = np.arange(size)[:, None] + p - np.arange(k)[None, :] * d
+        o = n // s
+        return np.where((n >= 0) & (n % s == 0) & (o < out), o, -1).astype(np.int64)
+
+    h, w, ch = np.unravel_index(np.arange(H * W * C), (H, W, C))
+    pos = np.stack([h, w, ch % cg, (ch // cg) * og], axis=1).astype(np.int64)
+    kt = np.ascontiguousarray(np.transpose(layer.weights, (3, 1, 2, 0)), np.int32)
+    return kt, pos, tap_map(H, kh, sh, ph, dh, Ho), tap_map(W, kw, sw, pw, dw, Wo), Wo, og
 
 
 def messages(layer, x, graded: bool) -> np.ndarray:
     """A conv / pool / delay layer's input messages for a block x [B, T, n_in]:
     [B, T, n_out] int32, row t received at step t + 1."""
-    r = layer_rows(layer)
     B, T, _ = x.shape
-    out = np.zeros((B, T, r.n_out), np.int32)
+    out = np.zeros((B, T, layer.n_out), np.int32)
     if out.size:
         if layer.conv is not None:
-            conv_block(x, r.ptr, r.post, r.w, graded, out)
+            conv_block(x, *conv_kernel(layer), graded, out)
         else:
+            r = dense_rows(layer.weights, layer.delays)
             delay_block(x, r.ptr, r.post, r.w, r.delay, r.max_delay, layer.weight_exp, graded, out)
     return out
 
