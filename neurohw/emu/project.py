@@ -188,9 +188,12 @@ def project_dense(x: np.ndarray, weights: np.ndarray, p: Plan, rows: np.ndarray 
     rows: W transposed as int16 (pass it to reuse it across calls)."""
     B, T, n_in = x.shape
     xs = x[:, :max(T - 1, 0)]
-    if p.path == "dense":
-        prod = xs.reshape(-1, n_in).astype(p.acc) @ np.asarray(weights).T.astype(p.acc)
-        return prod.reshape(B, xs.shape[1], np.shape(weights)[0])
+    if p.path == "dense":     # torch's GEMM (MKL): ~2x numpy's here; exact by plan() in any summation order
+        import torch
+        dt = getattr(torch, p.acc)
+        a = torch.from_numpy(np.ascontiguousarray(xs).reshape(-1, n_in)).to(dt)
+        prod = a @ torch.from_numpy(np.ascontiguousarray(np.asarray(weights).T, p.acc))
+        return prod.numpy().reshape(B, xs.shape[1], np.shape(weights)[0])
     if rows is None:
         rows = weight_rows(weights)
     out = np.zeros((B, xs.shape[1], rows.shape[1]), p.acc)
