@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from . import project
 from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, delay_slot_out, delay_term, wrap32
 from ..noise import NOISE_TABLES
-from .kernel import neuron_layer, neuron_step
+from .kernel import PROJ_SUMS, neuron_layer, neuron_step
 
 
 @dataclass(frozen=True)
@@ -56,41 +57,6 @@ def dense_rows(weights, delays=None) -> Rows:
 
 
 # ---- step functions (one sample, one step) ---------------------------------------------------
-@njit(cache=True, inline="always")
-def conv_step(acc, x, kt, pos, hmap, wmap, Wo, og, graded, idx):
-    """Scatter the kernel of every non-zero input of x into acc (int32, zeroed by the caller).
-
-    kt: the kernel as (C / groups, kh, kw, C_out), so that one tap of one input channel is a
-    contiguous row of output channels. pos[j] = (h, w, channel within its group,
-    first output channel of its group) of input j; hmap[h, i] (wmap[w, j]) is the output row
-    (column) that tap i (j) of an input in row h (column w) lands on, or -1 (see conv_kernel);
-    Wo the output width, og the output channels per group. A spike adds, for every tap landing
-    on the grid, one row of its group's output channels -- network.Conv2d's cross-correlation,
-    turned around. int32 is exact:
-    network.IntLayer bounds every conv sum below 2**31. The message is then chip.conv_out(acc)."""
-    kh, kw, Co = kt.shape[1], kt.shape[2], kt.shape[3]
-    cnt = 0
-    for j in range(x.shape[0]):
-        idx[cnt] = j
-        cnt += x[j] != 0
-    for q in range(cnt):
-        j = idx[q]
-        val = np.int32(x[j]) if graded else np.int32(1)
-        h, w, cl, o0 = pos[j, 0], pos[j, 1], pos[j, 2], pos[j, 3]
-        for i in range(kh):
-            ho = hmap[h, i]
-            if ho < 0:
-                continue
-            for jj in range(kw):
-                wo = wmap[w, jj]
-                if wo < 0:
-                    continue
-                base = (ho * Wo + wo) * Co
-                row = kt[cl, i, jj]
-                for o in range(o0, o0 + og):
-                    acc[base + o] += row[o] * val
-
-
 @njit(cache=True, inline="always")
 def delay_step(ring, tmp, t, x, ptr, post, w, delay, weight_exp, graded, msg):
     """One step of a DelayDense ring buffer (ring, tmp: [max_delay + 1, n] int64).
@@ -129,7 +95,7 @@ def conv_block(x, kt, pos, hmap, wmap, Wo, og, graded, out):
         idx = np.empty(x.shape[2], np.int64)
         for t in range(T):
             acc[:] = 0
-            conv_step(acc, x[b, t], kt, pos, hmap, wmap, Wo, og, graded, idx)
+            project.conv_step(acc, x[b, t], kt, pos, hmap, wmap, Wo, og, graded, idx)
             for k in range(n):
                 out[b, t, k] = conv_out(acc[k])
 
@@ -183,30 +149,6 @@ def message_layer(msgs, w_exp, graded, r_ptr, r_post, r_w, r_delay, r_max_delay,
         counts[b, 1] = sats
 
 
-def conv_kernel(layer) -> tuple:
-    """A conv / pool layer's kernel and geometry as conv_step takes them: (kt, pos, hmap, wmap,
-    Wo, og).
-
-    kt (C / groups, kh, kw, C_out) int32; pos [n_in, 4]: each input's (h, w, channel in group,
-    first output channel of the group); hmap [H, kh]: the output row of tap i for input row h,
-    or -1 where h + ph - i dh is off the stride grid or the map; wmap [W, kw] likewise."""
-    c = layer.conv
-    co, kh, kw, cg = layer.weights.shape
-    (H, W, C), (Ho, Wo, _) = c.in_shape, layer.shape
-    (sh, sw), (ph, pw), (dh, dw) = c.stride, c.padding, c.dilation
-    og = co // c.groups
-
-    def tap_map(size, k, s, p, d, out):
-        n = np.arange(size)[:, None] + p - np.arange(k)[None, :] * d
-        o = n // s
-        return np.where((n >= 0) & (n % s == 0) & (o < out), o, -1).astype(np.int64)
-
-    h, w, ch = np.unravel_index(np.arange(H * W * C), (H, W, C))
-    pos = np.stack([h, w, ch % cg, (ch // cg) * og], axis=1).astype(np.int64)
-    kt = np.ascontiguousarray(np.transpose(layer.weights, (3, 1, 2, 0)), np.int32)
-    return kt, pos, tap_map(H, kh, sh, ph, dh, Ho), tap_map(W, kw, sw, pw, dw, Wo), Wo, og
-
-
 def messages(layer, x, graded: bool) -> np.ndarray:
     """A conv / pool / delay layer's input messages for a block x [B, T, n_in]:
     [B, T, n_out] int32, row t received at step t + 1."""
@@ -214,7 +156,7 @@ def messages(layer, x, graded: bool) -> np.ndarray:
     out = np.zeros((B, T, layer.n_out), np.int32)
     if out.size:
         if layer.conv is not None:
-            conv_block(x, *conv_kernel(layer), graded, out)
+            conv_block(x, *project.conv_kernel(layer), graded, out)
         else:
             r = dense_rows(layer.weights, layer.delays)
             delay_block(x, r.ptr, r.post, r.w, r.delay, r.max_delay, layer.weight_exp, graded, out)
@@ -229,7 +171,7 @@ def run_layer(layer, x, p: dict, graded: bool, sample_ids, probes: bool):
     neuron_layer (messages as its precomputed sums, weight_exp 0), or, when the recurrent
     projection has delays, in message_layer. Returns (spikes, u, v, wraps, sats) like
     emu.layer_block: the layer-level step the hardware-exact trainer can call."""
-    from . import project, rec_rows
+    from . import NO_CONV, rec_rows
     B, T, _ = x.shape
     n = layer.n_out
     if layer.kind == "dense":           # a Dense input with a delayed recurrence: its exact sums
@@ -243,7 +185,7 @@ def run_layer(layer, x, p: dict, graded: bool, sample_ids, probes: bool):
     counts = np.zeros((B, 2), np.int64)
     ids = np.asarray(sample_ids, np.int64)
     if s.size and layer.rec_delays is None:
-        neuron_layer(msgs, np.zeros((1, 1, 0), np.uint8), np.zeros((1, n), np.int16), False, False,
+        neuron_layer(msgs, np.zeros((1, 1, 0), np.uint8), np.zeros((1, n), np.int16), PROJ_SUMS, NO_CONV, False,
                      rec_rows(layer.rec_weights), p["rec"], 0, p["r_exp"], p["du"], p["dv"], p["vth_eff"], p["bias"],
                      *p["noise"], NOISE_TABLES, p["layer"], ids, probes, s, u, v, counts)
     elif s.size:
