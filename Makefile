@@ -73,7 +73,7 @@ bench-lava: setup
 bench-parity-projections: setup
 	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava
 
-# Float accuracy of the conv / delay configs per seed (validation and test splits apart).
+# Float accuracy of the conv / delay configs per seed on the validation split (benchmarks/layers_float.py --test adds test).
 bench-layers: setup
 	$(BIN)/python benchmarks/layers_float.py
 

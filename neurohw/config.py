@@ -44,7 +44,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 SECTIONS = ("data", "model", "neuron", "train", "quant", "deploy", "parity")
 
 TOP_KEYS = ("name", "seed", "out_dir") + SECTIONS
-DATA_KEYS = ("task", "encoding", "steps", "t_max", "rate_max", "n_train", "n_test", "n_val")
+DATA_KEYS = ("task", "encoding", "steps", "t_max", "rate_max", "n_train", "n_test", "n_val", "copies")
 MODEL_KEYS = ("spec", "layers", "readout") + ("nir", "netx", "dt", "peer", "sha256")
 MODEL_FILE_KINDS = ("nir", "netx")
 NIR_PEERS = ("neurohw", "snntorch", "norse")
@@ -83,6 +83,9 @@ class DataConfig:
     # the last n_val training samples, held out of training: choices made by looking at scores
     # (e.g. which quantization to deploy) are made on them, never on the test set
     n_val: int = 0
+    # event_digits: the training digits recorded this many times, each with new sensor draws
+    # (placement jitter, pixel thresholds, background noise): augmentation of the training split only
+    copies: int = 1
 
 
 @dataclass(frozen=True)
@@ -278,10 +281,13 @@ def _train_dict(t: TrainSection) -> dict:
 
 
 def _data_dict(d: DataConfig) -> dict:
-    """n_val = 0 (the default) is left out, so configs without it keep their hashes and runs."""
+    """n_val = 0 and copies = 1 (the defaults) are left out, so configs without them keep their
+    hashes and runs."""
     out = asdict(d)
     if not out["n_val"]:
         del out["n_val"]
+    if out["copies"] == 1:
+        del out["copies"]
     return out
 
 
@@ -472,8 +478,11 @@ def _parse_data(m: _Map) -> DataConfig:
         raise m.fail("n_val", n_val, "has no training samples to hold out for data.task = 'spike_train'", "0")
     if n_train is not None and n_val >= n_train:
         raise m.fail("n_val", n_val, f"must be < data.n_train = {n_train}", f"int 0..{n_train - 1}")
+    copies = m.int_("copies", 1, 1, 100)
+    if copies > 1 and task != "event_digits":
+        raise m.fail("copies", copies, f"only applies to data.task = 'event_digits', not {task!r}", "1")
     return DataConfig(task=task, encoding=encoding, steps=steps, t_max=t_max, rate_max=rate_max,
-                      n_train=n_train, n_test=m.int_("n_test", None, 1, nullable=True), n_val=n_val)
+                      n_train=n_train, n_test=m.int_("n_test", None, 1, nullable=True), n_val=n_val, copies=copies)
 
 
 def _parse_layer(m: _Map, readout: bool) -> LayerConfig:

@@ -42,12 +42,12 @@ def build_data(cfg: Config) -> TaskData:
         else:
             enc = lambda x, s: data.latency_encode(x, d.steps, t_max=d.t_max, bias_spike=False)  # noqa: E731
         out = TaskData(enc(dg["x_train"], 0), dg["y_train"], enc(dg["x_test"], 1), dg["y_test"])
-    elif d.task == "event_digits":
-        sp = events.event_digits_splits(steps_per_saccade=d.steps // 3)
-        out = TaskData(*sp["train"], *sp["test"])
-    elif d.task == "intervals":
-        sp = events.interval_splits(steps=d.steps)
-        out = TaskData(*sp["train"], *sp["test"])
+    elif d.task in ("event_digits", "intervals"):
+        # training samples = the generator's train split, then its validation split, so that
+        # data.n_val = len(validation) holds out exactly that split
+        sp = (events.event_digits_splits(steps_per_saccade=d.steps // 3, copies=d.copies) if d.task == "event_digits"
+              else events.interval_splits(steps=d.steps))
+        out = TaskData(*(np.concatenate([sp["train"][i], sp["validation"][i]]) for i in (0, 1)), *sp["test"])
     else:
         st = data.spike_train_matching(seed=cfg.seed, steps=d.steps)
         x, y = st.inputs[None].astype(np.uint8), st.target[None].astype(np.float32)

@@ -99,6 +99,9 @@ class HwExactNet(nn.Module):
     def layers(self):
         return self.net.layers
 
+    def constrain(self) -> None:
+        self.net.constrain()
+
     def forward(self, x: torch.Tensor, generator=None, record: bool = False, sample_ids=None, tape=None):
         B, T, _ = x.shape
         x = x.float()

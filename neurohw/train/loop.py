@@ -120,6 +120,8 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None
                 loss = torch.tensor(value)
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
             opt.step()
+            if hasattr(net, "constrain"):
+                net.constrain()
             total += float(loss.detach()) * len(idx)
             n += len(idx)
             bar.set_postfix(loss=f"{total / n:.4f}")
