@@ -25,10 +25,10 @@ ENCODINGS = {"yinyang": ("latency",), "digits": ("rate", "latency"), "spike_trai
              "event_digits": ("events",), "intervals": ("spikes",), "generative": ("clock",)}
 DEFAULT_STEPS = {"yinyang": 30, "digits": 25, "spike_train": 198, "event_digits": 18, "intervals": 32, "generative": 32}
 N_IN = {"yinyang": 5, "digits": 64, "spike_train": 200,      # yinyang: 4 features + bias spike
-        "event_digits": 16 * 16 * 2, "intervals": 8, "generative": 11}   # generative: 3 + 8 (neurohw.generative)
+        "event_digits": 16 * 16 * 2, "intervals": 8, "generative": 48}   # generative: 3 classes x 16 (neurohw.generative)
 N_IN_NOTE = {"yinyang": "4 features + bias spike", "digits": "8x8 pixels", "spike_train": "Poisson inputs",
              "event_digits": "16x16 pixels x ON/OFF", "intervals": "4 start/stop channel pairs",
-             "generative": "3 condition + 8 clock channels"}
+             "generative": "3 classes x 16 clock windows"}
 IN_SHAPE = {"event_digits": (16, 16, 2)}     # (height, width, channels) maps a conv layer can read
 N_CLASSES = {"yinyang": 3, "digits": 10, "event_digits": 10, "intervals": 4}
 KINDS = ("dense", "conv", "pool")
@@ -456,8 +456,8 @@ def _parse_data(m: _Map) -> DataConfig:
     t_max = rate_max = None
     if task == "event_digits" and steps % 3:
         raise m.fail("steps", steps, "is not a multiple of 3 (three saccades of equal length)", "6, 9, 12, ...")
-    if task == "generative" and (steps < 16 or steps % 8):
-        raise m.fail("steps", steps, "must be a multiple of the 8 clock channels and >= 16", "16, 24, 32, ...")
+    if task == "generative" and steps % 16:
+        raise m.fail("steps", steps, "must be a multiple of the 16 clock windows", "16, 32, 48, ...")
     if task == "intervals" and steps < 14:
         raise m.fail("steps", steps, "is too short for the longest interval (11) and its onset", "int 14..10000")
     if encoding == "latency":

@@ -18,8 +18,8 @@ def test_data_is_thinned_jittered_prototypes_with_condition_and_clock():
     assert x.shape == (300, 32, gen.N_IN) and y.shape == (300, 32, gen.K_CLASSES + gen.N_OUT)
     cls = gen.classes_of(y)
     np.testing.assert_array_equal(cls, np.arange(300) % 3)
-    np.testing.assert_array_equal(x[:, :, :3], y[:, :, :3])              # targets carry the condition
-    assert (x[:, :, 3:].sum(2) == 1).all()                                # one clock channel per step
+    np.testing.assert_array_equal(x.reshape(300, 32, 3, 16).sum(3), y[:, :, :3])   # targets carry the class
+    assert (x.sum(2) == 1).all()                                            # one clock channel per step
     proto = gen.prototypes(32)
     assert (np.diff(proto, axis=2) >= gen.MIN_GAP).all()
     out = y[..., 3:]
@@ -35,7 +35,7 @@ def test_data_is_thinned_jittered_prototypes_with_condition_and_clock():
 def test_mmd_loss_is_near_zero_between_draws_of_the_data_and_large_across_classes():
     rng = np.random.default_rng(1)
     cls = np.arange(96) % 3
-    cond = torch.as_tensor(gen.inputs(cls, 32)[..., :3], dtype=torch.float64)
+    cond = torch.as_tensor(gen.condition(cls, 32), dtype=torch.float64)
     a = torch.as_tensor(gen.sample(cls, 32, rng), dtype=torch.float64).requires_grad_(True)
     b = torch.as_tensor(gen.sample(cls, 32, rng), dtype=torch.float64)
     wrong = torch.as_tensor(gen.sample((cls + 1) % 3, 32, rng), dtype=torch.float64)
@@ -81,7 +81,7 @@ def config(tmp_path=None, **over):
 
 
 @pytest.mark.parametrize("over,msg", [
-    ({"data": {"steps": 20}}, "data.steps = 20"),
+    ({"data": {"steps": 24}}, "data.steps = 24"),
     ({"train": {"loss": "van_rossum"}}, "train.loss = 'van_rossum'"),
     ({"model": {"layers": [{"n": 12}, {"n": 5}], "readout": None}}, "layers[1].n = 5"),
     ({"model": {"layers": [{"n": 12}], "readout": {"n": 4}}}, "readout"),
