@@ -146,8 +146,11 @@ def mmd_loss(spikes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def mmd_score(spikes, y) -> float:
-    """class_mmd2 on a whole set (no gradient, Gram matrices in chunks): the task's score (lower is better)."""
+    """class_mmd2 on a whole set (no gradient, Gram matrices in chunks): the task's score (lower is
+    better); NaN for a set too small to hold 2 samples of any class (e.g. 3 Lava samples)."""
     y = np.asarray(y)
+    if np.bincount(classes_of(y), minlength=K_CLASSES).max() < 2:
+        return float("nan")
     with torch.no_grad():
         return float(class_mmd2(torch.as_tensor(np.asarray(spikes), dtype=torch.float64),
                                 torch.as_tensor(y[..., K_CLASSES:], dtype=torch.float64), classes_of(y),

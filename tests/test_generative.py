@@ -64,10 +64,10 @@ def test_vectorized_permutation_test_equals_relabelling_one_permutation_at_a_tim
     assert r["mmd2"] == pytest.approx(sk.mmd2_unbiased(K[:m, :m], K[m:, m:], K[:m, m:]).item(), rel=1e-9)
 
 
-BASE = {"name": "gen", "seed": 0, "data": {"task": "generative", "steps": 16, "n_train": 96, "n_test": 90},
+BASE = {"name": "gen", "seed": 0, "data": {"task": "generative", "steps": 16, "n_train": 192, "n_test": 90},
         "model": {"layers": [{"n": 12, "du": 1600, "dv": 1000}, {"n": 4, "du": 1600, "dv": 1000}], "readout": None},
         "neuron": {"stochastic": True, "escape": "exp", "beta": 5.0},
-        "train": {"epochs": 3, "batch_size": 32, "lr": 0.01, "init_xi": 1.0},
+        "train": {"epochs": 8, "batch_size": 48, "lr": 0.02, "init_xi": 2.0},
         "quant": {"qat_epochs": 0}, "deploy": {"lava": True, "lava_samples": 3}, "parity": {"samples": 3}}
 
 
@@ -103,7 +103,7 @@ def test_generative_pipeline_learns_and_the_chip_samples_with_its_own_noise(tmp_
     assert cfg.train.loss == "sig_mmd" and cfg.n_in == gen.N_IN
     run = pipeline.run_pipeline(cfg, progress=False)
     tm = json.loads((run.dir / "train_metrics.json").read_text())
-    assert tm["test_score"][-1] < 0.5 * tm["init"]                      # MMD^2 to the data falls
+    assert tm["test_score"][-1] < 0.25 * tm["init"]                     # MMD^2 to the data falls (17.6 -> 1.9)
     par = json.loads((run.dir / "parity.json").read_text())
     assert par["ok"] and par["emu_vs_lava"]["samples"] == 3 and par["hw_exact_vs_emu"]["samples"] == 3
     g = json.loads((run.dir / "generative.json").read_text())
