@@ -91,6 +91,11 @@ def test_config_rules_of_the_generative_task(over, msg):
         config(**over)
 
 
+def test_config_mirrors_the_task_sizes():
+    from neurohw import config as c
+    assert c.N_IN["generative"] == gen.N_IN and c.GENERATIVE_N_OUT == gen.N_OUT
+
+
 def test_sig_mmd_is_refused_outside_the_generative_task():
     with pytest.raises(ConfigError, match="train.loss = 'sig_mmd'"):
         parse_config({"name": "x", "data": {"task": "yinyang"}, "model": {"layers": [{"n": 8}], "readout": None},
