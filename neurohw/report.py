@@ -304,6 +304,7 @@ def _markdown(rep: dict, files: list[str]) -> str:
     if rep["chip_resources"]["fits"]:
         lines += ["![per-core utilization](chip_utilization.png)", ""]
     lines += ["## Plots", ""]
-    lines += [f"![{p[:-4]}]({p})" for p in files if p.endswith(".png") and p != "chip_utilization.png"]
+    lines += [f"![{p[:-4]}]({p})" for p in files if p.endswith(".png")
+              and p not in ("chip_utilization.png", "generative_rasters.png")]   # shown in their sections
     lines += ["", "## Stage times (s)", "", ", ".join(f"{k} {v:.1f}" for k, v in rep["seconds"].items()), ""]
     return "\n".join(lines)
