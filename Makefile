@@ -85,9 +85,11 @@ bench-interop: setup
 bench-gradients: setup
 	$(BIN)/python benchmarks/gradients.py
 
-# SLIF seed experiment (background.md 4a) against its sampling floor, + the 20-point gradient checks.
+# SLIF seed experiment (background.md 4a) against its sampling floor, + the 20-point gradient checks;
+# then the fitted neuron on the chip (emulator and Lava) against the float model.
 bench-slif: setup
 	$(BIN)/python benchmarks/slif.py
+	$(BIN)/python benchmarks/slif_chip.py
 
 # The quantization study: the old and new clip rules over seeds 0-7 (Yin-Yang det., digits).
 bench-quant: setup
