@@ -73,7 +73,7 @@ bench-lava: setup
 bench-parity-projections: setup
 	NEUROHW_LAVA_NETWORKS=204 $(BIN)/python -m pytest -q tests/test_parity_projections.py -k lava
 
-# Float accuracy of the conv / delay configs per seed (validation and test splits apart).
+# Float accuracy of the conv / delay configs per seed on the validation split (benchmarks/layers_float.py --test adds test).
 bench-layers: setup
 	$(BIN)/python benchmarks/layers_float.py
 
@@ -89,9 +89,11 @@ bench-netx: setup
 bench-gradients: setup
 	$(BIN)/python benchmarks/gradients.py
 
-# SLIF seed experiment (background.md 4a) against its sampling floor, + the 20-point gradient checks.
+# SLIF seed experiment (background.md 4a) against its sampling floor, + the 20-point gradient checks;
+# then the fitted neuron on the chip (emulator and Lava) against the float model.
 bench-slif: setup
 	$(BIN)/python benchmarks/slif.py
+	$(BIN)/python benchmarks/slif_chip.py
 
 # The quantization study: the old and new clip rules over seeds 0-7 (Yin-Yang det., digits).
 bench-quant: setup

@@ -5,11 +5,15 @@ comparison, measured in this one run, the ratio, and whether the spikes are iden
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
-from neurohw import Conv2d, IntLayer, IntNetwork, emu, sum_pool
+from neurohw import Conv2d, IntLayer, IntNetwork, emu, events, sum_pool
 from neurohw import lava as nlava
+from neurohw.network import load_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def even(rng, shape, sd):
@@ -60,6 +64,10 @@ def compare(name, net, x):
 def main():
     rng = np.random.default_rng(0)
     print("neurohw emulator on conv / pool / delay networks (emulator: best of 5 after a warm-up)\n")
+    net = load_bundle(ROOT / "deploy" / "events_conv")
+    x = events.event_digits_splits(steps_per_saccade=6)["test"][0][:64]
+    compare("(iii) deploy/events_conv (the trained conv network: 16x16x2 -> conv 3x3x8 -> pool 2 -> conv 3x3x16 "
+            "stride 2 -> 10), the first 64 event-digit test samples x 18 steps", net, x.reshape(64, 18, -1))
     net = conv_net(rng)
     x = (rng.random((8, 100, net.n_in)) < 0.05).astype(np.uint8)
     compare("(iv) (32, 32, 2) -> conv 5x5x8 -> pool 2 -> conv 3x3x16 -> pool 2 -> 10, 8 samples x 100 steps, "

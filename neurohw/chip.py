@@ -136,7 +136,7 @@ def lava_weights(weights: np.ndarray, num_weight_bits: int = MAX_WEIGHT_BITS) ->
 def effective_bias(bias_mant, bias_exp) -> np.ndarray:
     """bias = bias_mant << bias_exp (floor right shift for a negative exponent), per neuron."""
     m, e = np.broadcast_arrays(np.asarray(bias_mant, np.int64), np.asarray(bias_exp, np.int64))
-    return np.array([shift_exp(int(a), int(b)) for a, b in zip(m.ravel(), e.ravel())], np.int64).reshape(m.shape)
+    return np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
 
 
 # ============================================================================================
@@ -150,11 +150,13 @@ def wrap32(x):
 
 @njit(cache=True, inline="always")
 def decay(x, factor):
-    """x * factor / 4096, rounded toward zero, as int64 product then shift of |p|."""
+    """x * factor / 4096, rounded toward zero, as int64 product then shift of |p|.
+
+    Branch-free (m = -1 for p < 0, else 0; (p ^ m) - m = |p|), so that loops over neurons
+    vectorize: the same integers as `sign(p) * (|p| >> 12)`."""
     p = x * factor
-    if p >= 0:
-        return p >> DECAY_SHIFT
-    return -((-p) >> DECAY_SHIFT)
+    m = p >> 63
+    return ((((p ^ m) - m) >> DECAY_SHIFT) ^ m) - m
 
 
 @njit(cache=True, inline="always")
@@ -183,27 +185,19 @@ def lif_update(u, v, a, du, dv, vth_eff, bias, n_u, n_v, n_th):
     a: the summed int32 input; n_u / n_v: noise added to u's / v's input (kept in the
     state); n_th: noise added for the threshold comparison only. Returns (u, v, spike, flags);
     flags says what the chip did silently: FLAG_U_WRAP if u wrapped, FLAG_V_SAT if v saturated,
-    so that quantization reports can count it."""
-    flags = 0
+    so that quantization reports can count it. Written without branches (selects and
+    min/max), so that the emulator's loops over neurons vectorize."""
     # u: decay (toward zero), input << 6 (int32), int32 sum, one conditional 24-bit wrap
     cur = wrap32(decay(u, DECAY_UNITY - (du + DU_OFFSET)) + wrap32(a << ACT_SHIFT) + n_u)
-    if cur > UV_HALF:
-        cur -= UV_SPAN
-        flags |= FLAG_U_WRAP
-    elif cur <= -UV_HALF:
-        cur += UV_SPAN
-        flags |= FLAG_U_WRAP
+    up, down = cur > UV_HALF, cur <= -UV_HALF
+    cur += (np.int64(down) - np.int64(up)) * UV_SPAN
     # v: decay, + new u + bias in int32, saturate to 24 bits
     vol = wrap32(decay(v, DECAY_UNITY - (dv + DV_OFFSET)) + cur + bias + n_v)
-    if vol > V_MAX:
-        vol = V_MAX
-        flags |= FLAG_V_SAT
-    elif vol < V_MIN:
-        vol = V_MIN
-        flags |= FLAG_V_SAT
+    sat = (vol > V_MAX) | (vol < V_MIN)
+    vol = min(max(vol, V_MIN), V_MAX)
+    flags = np.int64(up | down) * FLAG_U_WRAP | np.int64(sat) * FLAG_V_SAT
     spike = (vol + n_th) > vth_eff
-    if spike:
-        vol = 0
+    vol *= np.int64(not spike)
     return cur, vol, spike, flags
 
 

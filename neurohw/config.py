@@ -20,31 +20,35 @@ from typing import Any
 
 import yaml
 
-TASKS = ("yinyang", "digits", "spike_train", "event_digits", "intervals")
+TASKS = ("yinyang", "digits", "spike_train", "event_digits", "intervals", "generative")
 ENCODINGS = {"yinyang": ("latency",), "digits": ("rate", "latency"), "spike_train": ("poisson",),
-             "event_digits": ("events",), "intervals": ("spikes",)}
-DEFAULT_STEPS = {"yinyang": 30, "digits": 25, "spike_train": 198, "event_digits": 18, "intervals": 32}
+             "event_digits": ("events",), "intervals": ("spikes",), "generative": ("clock",)}
+DEFAULT_STEPS = {"yinyang": 30, "digits": 25, "spike_train": 198, "event_digits": 18, "intervals": 32, "generative": 32}
 N_IN = {"yinyang": 5, "digits": 64, "spike_train": 200,      # yinyang: 4 features + bias spike
-        "event_digits": 16 * 16 * 2, "intervals": 8}
+        "event_digits": 16 * 16 * 2, "intervals": 8, "generative": 48}   # generative: 3 classes x 16 (neurohw.generative)
 N_IN_NOTE = {"yinyang": "4 features + bias spike", "digits": "8x8 pixels", "spike_train": "Poisson inputs",
-             "event_digits": "16x16 pixels x ON/OFF", "intervals": "4 start/stop channel pairs"}
+             "event_digits": "16x16 pixels x ON/OFF", "intervals": "4 start/stop channel pairs",
+             "generative": "3 classes x 16 clock windows"}
 IN_SHAPE = {"event_digits": (16, 16, 2)}     # (height, width, channels) maps a conv layer can read
 N_CLASSES = {"yinyang": 3, "digits": 10, "event_digits": 10, "intervals": 4}
 KINDS = ("dense", "conv", "pool")
 MAX_DELAY = 62                                # Lava's DelayDense fails above 63 (shared/docs/hardware.md)
 SPIKE_TRAIN_N_OUT = 200
+GENERATIVE_N_OUT = 4                          # neurohw.generative.N_OUT
 ESCAPES = ("sigmoid", "erf", "exp", "uniform")
 SURROGATES = ("superspike", "sigmoid")
-LOSSES = ("max_over_time_ce", "mean_over_time_ce", "spike_count_ce", "spike_count_mse", "van_rossum", "l2")
+LOSSES = ("max_over_time_ce", "mean_over_time_ce", "spike_count_ce", "spike_count_mse", "van_rossum", "l2",
+          "sig_mmd")
 READOUT_LOSSES = ("max_over_time_ce", "mean_over_time_ce")   # read the non-spiking readout's membrane
 COUNT_LOSSES = ("spike_count_ce", "spike_count_mse")   # count the last spiking layer's spikes
 RASTER_LOSSES = ("van_rossum", "l2")                   # compare against a target spike raster
+DISTRIBUTION_LOSSES = ("sig_mmd",)                     # compare sample sets (data.task generative)
 MAX_LAYERS = 8
 NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 SECTIONS = ("data", "model", "neuron", "train", "quant", "deploy", "parity")
 
 TOP_KEYS = ("name", "seed", "out_dir") + SECTIONS
-DATA_KEYS = ("task", "encoding", "steps", "t_max", "rate_max", "n_train", "n_test", "n_val")
+DATA_KEYS = ("task", "encoding", "steps", "t_max", "rate_max", "n_train", "n_test", "n_val", "copies")
 MODEL_KEYS = ("spec", "layers", "readout") + ("nir", "netx", "dt", "peer", "sha256")
 MODEL_FILE_KINDS = ("nir", "netx")
 NIR_PEERS = ("neurohw", "snntorch", "norse")
@@ -84,6 +88,9 @@ class DataConfig:
     # the last n_val training samples, held out of training: choices made by looking at scores
     # (e.g. which quantization to deploy) are made on them, never on the test set
     n_val: int = 0
+    # event_digits: the training digits recorded this many times, each with new sensor draws
+    # (placement jitter, pixel thresholds, background noise): augmentation of the training split only
+    copies: int = 1
 
 
 @dataclass(frozen=True)
@@ -282,10 +289,13 @@ def _train_dict(t: TrainSection) -> dict:
 
 
 def _data_dict(d: DataConfig) -> dict:
-    """n_val = 0 (the default) is left out, so configs without it keep their hashes and runs."""
+    """n_val = 0 and copies = 1 (the defaults) are left out, so configs without them keep their
+    hashes and runs."""
     out = asdict(d)
     if not out["n_val"]:
         del out["n_val"]
+    if out["copies"] == 1:
+        del out["copies"]
     return out
 
 
@@ -456,6 +466,8 @@ def _parse_data(m: _Map) -> DataConfig:
     t_max = rate_max = None
     if task == "event_digits" and steps % 3:
         raise m.fail("steps", steps, "is not a multiple of 3 (three saccades of equal length)", "6, 9, 12, ...")
+    if task == "generative" and steps % 16:
+        raise m.fail("steps", steps, "must be a multiple of the 16 clock windows", "16, 32, 48, ...")
     if task == "intervals" and steps < 14:
         raise m.fail("steps", steps, "is too short for the longest interval (11) and its onset", "int 14..10000")
     if encoding == "latency":
@@ -476,8 +488,11 @@ def _parse_data(m: _Map) -> DataConfig:
         raise m.fail("n_val", n_val, "has no training samples to hold out for data.task = 'spike_train'", "0")
     if n_train is not None and n_val >= n_train:
         raise m.fail("n_val", n_val, f"must be < data.n_train = {n_train}", f"int 0..{n_train - 1}")
+    copies = m.int_("copies", 1, 1, 100)
+    if copies > 1 and task != "event_digits":
+        raise m.fail("copies", copies, f"only applies to data.task = 'event_digits', not {task!r}", "1")
     return DataConfig(task=task, encoding=encoding, steps=steps, t_max=t_max, rate_max=rate_max,
-                      n_train=n_train, n_test=m.int_("n_test", None, 1, nullable=True), n_val=n_val)
+                      n_train=n_train, n_test=m.int_("n_test", None, 1, nullable=True), n_val=n_val, copies=copies)
 
 
 def _parse_layer(m: _Map, readout: bool) -> LayerConfig:
@@ -645,6 +660,8 @@ def _parse_neuron(m: _Map) -> NeuronConfig:
 def _default_loss(data: DataConfig, model: ModelConfig) -> str:
     if data.task == "spike_train":
         return "van_rossum"
+    if data.task == "generative":
+        return "sig_mmd"
     return "max_over_time_ce" if model.readout is not None else "spike_count_ce"
 
 
@@ -705,7 +722,18 @@ def _check_model_vs_task(src: str, data: DataConfig, model: ModelConfig, mpath: 
         raise _fail(src, "train.loss", loss, f"counts the last spiking layer's spikes, but {mpath}.readout "
                     f"= {model.to_dict()['readout']!r} is a non-spiking output",
                     f"{_one_of(READOUT_LOSSES)} with a readout, or readout: null")
-    if task == "spike_train":
+    if (loss in DISTRIBUTION_LOSSES) != (task == "generative"):
+        allowed = _one_of(DISTRIBUTION_LOSSES) if task == "generative" else "a loss other than 'sig_mmd'"
+        raise _fail(src, "train.loss", loss, f"does not fit data.task = {task!r} (sig_mmd compares sample "
+                    "sets of the generative task)", allowed)
+    if task == "generative":
+        if ro is not None:
+            raise _fail(src, f"{mpath}.readout", model.to_dict()["readout"],
+                        "must be null for data.task = 'generative' (its last layer's spikes are the samples)", "null")
+        if out_n != GENERATIVE_N_OUT:
+            raise _fail(src, out_key, out_n, f"must equal the {GENERATIVE_N_OUT} output neurons of "
+                        "data.task = 'generative'", str(GENERATIVE_N_OUT))
+    elif task == "spike_train":
         if ro is not None:
             raise _fail(src, f"{mpath}.readout", model.to_dict()["readout"],
                         "must be null for data.task = 'spike_train' (its last layer's spikes are the output)",

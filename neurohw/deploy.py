@@ -63,7 +63,8 @@ def export_run(run_dir, dest, n: int = 16) -> Path:
     return save_reference(net, z["x_test"][:n], dest, labels=labels)
 
 
-REFERENCE_CONFIGS = ("yinyang", "yinyang_stochastic", "digits", "spike_train", "recurrent", "events_conv", "delays")
+REFERENCE_CONFIGS = ("yinyang", "yinyang_stochastic", "digits", "spike_train", "recurrent", "events_conv", "delays",
+                     "generative")
 
 
 def fit_report(root="deploy", names=REFERENCE_CONFIGS, chip: str = "loihi1") -> str:

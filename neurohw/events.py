@@ -113,12 +113,16 @@ def event_digits(x: np.ndarray, seed: int, size: int = 16, digit_size: int = 12,
     return out
 
 
-def event_digits_splits(seed: int = 0, validation: float = 0.15, **kw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def event_digits_splits(seed: int = 0, validation: float = 0.15, copies: int = 1,
+                        **kw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Train / validation / test event rasters of scikit-learn's digits.
 
     The test set is ``neurohw.data.digits(0)``'s fixed 450 samples; ``validation`` of the training
     samples (stratified, fixed by ``seed``) are held out for choices. Each split is recorded with
-    its own sensor draws (seeds 3 * seed + 0, 1, 2). Returns {"train"|"validation"|"test": (x, y)}."""
+    its own sensor draws (seeds 3 * seed + 0, 1, 2). With ``copies`` > 1 the training digits are
+    recorded that many times, copy k >= 1 with its own sensor draws (seed 3 * seed + 1000 * k):
+    the same digits seen with other placement jitter, pixel thresholds and background noise, an
+    augmentation of the training split only. Returns {"train"|"validation"|"test": (x, y)}."""
     from sklearn.model_selection import train_test_split
     from .data import digits
     dg = digits(0)
@@ -126,7 +130,12 @@ def event_digits_splits(seed: int = 0, validation: float = 0.15, **kw) -> dict[s
                               random_state=seed)
     parts = {"train": (dg["x_train"][tr], dg["y_train"][tr]), "validation": (dg["x_train"][va], dg["y_train"][va]),
              "test": (dg["x_test"], dg["y_test"])}
-    return {k: (event_digits(x, 3 * seed + i, **kw), y) for i, (k, (x, y)) in enumerate(parts.items())}
+    out = {k: (event_digits(x, 3 * seed + i, **kw), y) for i, (k, (x, y)) in enumerate(parts.items())}
+    if copies > 1:
+        x, y = parts["train"]
+        extra = [event_digits(x, 3 * seed + 1000 * k, **kw) for k in range(1, copies)]
+        out["train"] = (np.concatenate([out["train"][0]] + extra), np.tile(y, copies))
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -74,7 +74,8 @@ def _pair(where: str, name: str, val, lo: int) -> tuple[int, int]:
     if len(vals) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in vals):
         raise ValueError(f"{where}: conv {name} = {val!r} must be an int or a pair of ints (height, width)")
     for v in vals:
-        chip.check_range(where, f"conv {name}", v, lo, chip.CONV_GEOM_MAX)
+        if not lo <= v <= chip.CONV_GEOM_MAX:       # (the check is on every shape query: keep it cheap)
+            chip.check_range(where, f"conv {name}", v, lo, chip.CONV_GEOM_MAX)
     return int(vals[0]), int(vals[1])
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import emu, quant, tasks
+from . import emu, generative, quant, tasks
 from ._io import save_torch, write_json, write_npz, write_text
 from .config import Config
 from .network import IntNetwork, RunResult, load_bundle
@@ -250,7 +250,31 @@ def stage_emulate(run: Run) -> list[str]:
     agree = float_agreement(run, inet, res, d)
     write_npz(run.dir / "emulate.npz", score=np.float64(score), seconds=np.float64(seconds),
               agreement=np.array(agree), **arrays)
+    if cfg.data.task == "generative":
+        return ["emulate.npz"] + generative_eval(run, res, d)
     return ["emulate.npz"]
+
+
+GENERATIVE_PERMUTATIONS = 1000
+
+
+def generative_eval(run: Run, res: RunResult, d: tasks.TaskData) -> list[str]:
+    """The generative task's test: per class, the float network's samples (its own noise, 1 draw per
+    test input) and the chip's (the emulator's, on-chip noise; Lava equals it by parity) against
+    the test data, and against each other, by the signature-kernel MMD^2 and its permutation test."""
+    net = load_float(run)
+    x = torch.as_tensor(d.x_test, dtype=torch.float32)
+    with torch.no_grad():
+        out = net(x, generator=torch.Generator().manual_seed(run.cfg.seed + 1), sample_ids=np.arange(len(x)))
+    fl = out["spikes"][-1].numpy().astype(np.uint8)
+    data = d.y_test[..., generative.K_CLASSES:].astype(np.uint8)
+    t0 = time.perf_counter()
+    ev = generative.evaluate(data, {"float": fl, "chip": res.spikes[-1]}, d.y_test,
+                             n_perm=GENERATIVE_PERMUTATIONS, seed=run.cfg.seed)
+    ev.update(seconds=time.perf_counter() - t0, permutations=GENERATIVE_PERMUTATIONS)
+    write_npz(run.dir / "generative.npz", float_spikes=fl)
+    write_json(run.dir / "generative.json", ev)
+    return ["generative.npz", "generative.json"]
 
 
 def float_agreement(run: Run, inet: IntNetwork, res: RunResult, d: tasks.TaskData) -> list[float]:

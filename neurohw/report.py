@@ -97,7 +97,8 @@ def write_report(run) -> list[str]:
     plans = load_plans(run)
     emu_res = RunResult.from_arrays(ez, L)
     lava_ran = bool(lz["ran"])
-    metric = "accuracy" if cfg.n_classes else "van Rossum distance (lower is better)"
+    metric = ("accuracy" if cfg.n_classes else "signature-kernel MMD² to the data (lower is better)"
+              if cfg.data.task == "generative" else "van Rossum distance (lower is better)")
     key = "test_acc" if cfg.n_classes else "test_score"
     scores = {"float": tm[key][-1] if tm[key] else None, "qat": qr["qat_score"], "emulator": float(ez["score"])}
     if lava_ran:
@@ -105,6 +106,10 @@ def write_report(run) -> list[str]:
         scores["lava"] = float(lz["score"])
         scores["emulator_on_lava_samples"] = (float((ez["pred"][:n] == d.y_test[:n]).mean()) if "pred" in ez
                                               else scores["emulator"])
+        if cfg.data.task == "generative":           # the score's set differs from the Lava samples
+            from .tasks import score_int
+            scores["emulator_on_lava_samples"] = score_int(cfg, RunResult([s[:n] for s in emu_res.spikes]),
+                                                           d.y_test[:n])
         scores["lava_samples"] = n
     files: list[str] = []
 
@@ -178,6 +183,13 @@ def write_report(run) -> list[str]:
     ax[1].legend(fontsize=7)
     _save(fig, run, "activity.png", files)
 
+    gen = None
+    if cfg.data.task == "generative":
+        gen = json.loads((run.dir / "generative.json").read_text())
+        fl = np.load(run.dir / "generative.npz")["float_spikes"]
+        fig = generative_rasters(d.y_test, fl, emu_res.spikes[-1])
+        _save(fig, run, "generative_rasters.png", files)
+
     en = chip_resources(inet, d.x_test, emu_res.spikes)
     if en["fits"]:
         fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(en["utilization"]["neurons"]) + 2), 3))
@@ -190,7 +202,7 @@ def write_report(run) -> list[str]:
                quantization=rows, firing_rates=dict(float=rates_float, emulator=rates_emu), fano=tm.get("fano"),
                chip_resources=en, seconds={k: v["seconds"] for k, v in manifest["stages"].items()},
                emulator_seconds=float(ez["seconds"]), lava_seconds=float(lz["seconds"]) if lava_ran else None,
-               steps=T, sizes=inet.sizes, config=cfg.to_dict())
+               steps=T, sizes=inet.sizes, config=cfg.to_dict(), generative=gen)
     write_json(run.dir / "report.json", rep)
     files.append("report.json")
     md = _markdown(rep, files)
@@ -199,6 +211,45 @@ def write_report(run) -> list[str]:
     write_text(run.dir / "report.md", md)
     files.append("report.md")
     return files
+
+
+def generative_rasters(y: np.ndarray, float_spikes: np.ndarray, chip_spikes: np.ndarray, trials: int = 25):
+    """Rows: classes; columns: data, float samples, chip samples; in each panel neuron n's
+    trials are stacked in the n-th band."""
+    from .generative import K_CLASSES, classes_of
+    cls = classes_of(y)
+    views = [("data", y[..., K_CLASSES:]), ("float samples", float_spikes), ("chip samples (emulator)", chip_spikes)]
+    fig, ax = plt.subplots(K_CLASSES, 3, figsize=(10, 2.2 * K_CLASSES), sharex=True, squeeze=False)
+    for k in range(K_CLASSES):
+        idx = np.nonzero(cls == k)[0][:trials]
+        for c, (name, r) in enumerate(views):
+            sub = np.asarray(r)[idx]                                   # [trials, T, N]
+            tr, t, n = np.nonzero(sub)
+            ax[k, c].scatter(t, n * (trials + 3) + tr, s=1.5, c=[f"C{j}" for j in n])
+            ax[k, c].set(title=f"class {k}: {name}", yticks=[(j + 0.5) * (trials + 3) for j in range(sub.shape[2])],
+                         yticklabels=[f"n{j}" for j in range(sub.shape[2])], xlim=(0, sub.shape[1]))
+    for c in range(3):
+        ax[-1, c].set(xlabel="step")
+    fig.tight_layout()
+    return fig
+
+
+def generative_markdown(g: dict) -> list[str]:
+    """The generative test's table: each sample set against the data and against each other."""
+    lines = ["## Generative test (signature-kernel MMD², permutation test, 95 % band)", "",
+             f"Per class, {g['classes'][0]['n']} test samples of each; {g['permutations']} permutations per test. "
+             "A statistic inside the band (below the permutation null's 95th percentile, p ≥ 0.05) is "
+             "indistinguishable at 5 %.", "",
+             "| class | MMD²(float, data) | band | p | MMD²(chip, data) | band | p | MMD²(chip, float) | band | p |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in g["classes"]:
+        cells = []
+        for key in ("float_vs_data", "chip_vs_data", "chip_vs_float"):
+            t = r[key]
+            cells += [f"{t['mmd2']:.2e}", f"{t['band']:.2e}", f"{t['p_value']:.3f}"]
+        lines.append(f"| {r['class']} | " + " | ".join(cells) + " |")
+    lines += ["", "![data and samples](generative_rasters.png)", ""]
+    return lines
 
 
 def _fmt(x) -> str:
@@ -220,6 +271,8 @@ def _markdown(rep: dict, files: list[str]) -> str:
     if "lava_samples" in s:
         lines += [f"Lava ran {s['lava_samples']} test samples in one run "
                   f"({rep['lava_seconds']:.1f} s; the emulator ran the whole test set in {rep['emulator_seconds']:.3f} s).", ""]
+    if rep.get("generative"):
+        lines += generative_markdown(rep["generative"])
     lines += ["## Parity", ""]
     for k, t in rep["parity"].items():
         if isinstance(t, dict):
@@ -251,6 +304,7 @@ def _markdown(rep: dict, files: list[str]) -> str:
     if rep["chip_resources"]["fits"]:
         lines += ["![per-core utilization](chip_utilization.png)", ""]
     lines += ["## Plots", ""]
-    lines += [f"![{p[:-4]}]({p})" for p in files if p.endswith(".png") and p != "chip_utilization.png"]
+    lines += [f"![{p[:-4]}]({p})" for p in files if p.endswith(".png")
+              and p not in ("chip_utilization.png", "generative_rasters.png")]   # shown in their sections
     lines += ["", "## Stage times (s)", "", ", ".join(f"{k} {v:.1f}" for k, v in rep["seconds"].items()), ""]
     return "\n".join(lines)

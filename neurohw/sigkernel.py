@@ -130,14 +130,21 @@ def sig_kernel(x: torch.Tensor, y: torch.Tensor, refine: int = 0) -> torch.Tenso
     return prev1[:, :, -1]
 
 
-def mmd2_unbiased(kxx: torch.Tensor, kyy: torch.Tensor, kxy: torch.Tensor) -> torch.Tensor:
-    """Unbiased MMD^2 from Gram matrices (diagonals of kxx, kyy left out)."""
+def mmd2_unbiased(kxx: torch.Tensor, kyy: torch.Tensor, kxy: torch.Tensor, paired: bool = False) -> torch.Tensor:
+    """Unbiased MMD^2 from Gram matrices (diagonals of kxx, kyy left out).
+
+    paired=True: x_i and y_i were drawn together (e.g. under one condition), so kxy's diagonal is
+    left out as well (the U-statistic over pairs i != j); with it in, pairs that share their
+    condition would weigh more in kxy than in kxx and kyy, and the estimate would be biased."""
     m, n = kxx.shape[0], kyy.shape[0]
     if m < 2 or n < 2:
         raise ValueError(f"mmd2_unbiased: needs >= 2 samples per set, got {m} and {n}")
+    if paired and m != n:
+        raise ValueError(f"mmd2_unbiased: paired needs sets of one size, got {m} and {n}")
     sxx = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
     syy = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
-    return sxx + syy - 2.0 * kxy.mean()
+    sxy = (kxy.sum() - kxy.diagonal().sum()) / (m * (m - 1)) if paired else kxy.mean()
+    return sxx + syy - 2.0 * sxy
 
 
 BACKENDS = ("own", "pysiglib")
@@ -154,10 +161,47 @@ def gram(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own"
     raise ValueError(f"sigkernel: backend = {backend!r} is not allowed; allowed {BACKENDS}")
 
 
-def sig_mmd2(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own") -> torch.Tensor:
+def sig_mmd2(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own",
+             paired: bool = False) -> torch.Tensor:
     """Unbiased signature-kernel MMD^2 between path samples x and y; differentiable (a training loss)."""
     return mmd2_unbiased(gram(x, x, refine, backend), gram(y, y, refine, backend),
-                         gram(x, y, refine, backend))
+                         gram(x, y, refine, backend), paired)
+
+
+def gram_chunked(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own",
+                 rows: int = 8) -> torch.Tensor:
+    """`gram` computed `rows` rows of x at a time (no gradient): the PDE grid holds one value per
+    pair and cell, so a 1,500 x 1,500 Gram of 33-point paths would need ~20 GB at once."""
+    with torch.no_grad():
+        return torch.cat([gram(x[i:i + rows], y, refine, backend) for i in range(0, x.shape[0], rows)], 0)
+
+
+def permutation_test_gram(K: torch.Tensor, m: int, n_perm: int = 500, level: float = 0.05,
+                          generator: torch.Generator | None = None) -> dict:
+    """The permutation test on a pooled Gram matrix K (the first m rows: sample x, the rest: y).
+
+    Each permutation relabels the pooled samples; its unbiased MMD^2 is a quadratic form in the
+    label vector, so all permutations are computed at once from K @ labels."""
+    N = K.shape[0]
+    n = N - m
+    if m < 2 or n < 2:
+        raise ValueError(f"permutation_test: needs >= 2 samples per set, got {m} and {n}")
+    K = K.double()
+    labels = torch.zeros(n_perm + 1, N, dtype=torch.float64)
+    labels[0, :m] = 1.0                                   # row 0: the observed split
+    for i in range(n_perm):
+        labels[i + 1, torch.randperm(N, generator=generator)[:m]] = 1.0
+    a, b = labels, 1.0 - labels
+    Ka, Kb = a @ K, b @ K
+    d = K.diagonal()
+    sxx = ((Ka * a).sum(1) - a @ d) / (m * (m - 1))
+    syy = ((Kb * b).sum(1) - b @ d) / (n * (n - 1))
+    sxy = (Ka * b).sum(1) / (m * n)
+    mmd = sxx + syy - 2.0 * sxy
+    stat, null_t = mmd[0].item(), mmd[1:]
+    band = torch.quantile(null_t, 1.0 - level).item()
+    p = (1 + (null_t >= stat).sum().item()) / (n_perm + 1)
+    return {"mmd2": stat, "band": band, "p_value": p, "null": null_t.tolist()}
 
 
 def permutation_test(x: torch.Tensor, y: torch.Tensor, refine: int = 0, n_perm: int = 500,
@@ -167,17 +211,5 @@ def permutation_test(x: torch.Tensor, y: torch.Tensor, refine: int = 0, n_perm: 
 
     The pooled Gram matrix is computed once; each permutation relabels it. Returns the statistic,
     the (1 - level) quantile of the permutation distribution (the band) and the p-value."""
-    m = x.shape[0]
-    with torch.no_grad():
-        z = torch.cat([x, y], dim=0)
-        K = gram(z, z, refine, backend)
-        stat = mmd2_unbiased(K[:m, :m], K[m:, m:], K[:m, m:]).item()
-        null = []
-        for _ in range(n_perm):
-            idx = torch.randperm(z.shape[0], generator=generator)
-            Kp = K[idx][:, idx]
-            null.append(mmd2_unbiased(Kp[:m, :m], Kp[m:, m:], Kp[:m, m:]).item())
-    null_t = torch.tensor(null)
-    band = torch.quantile(null_t, 1.0 - level).item()
-    p = (1 + (null_t >= stat).sum().item()) / (n_perm + 1)
-    return {"mmd2": stat, "band": band, "p_value": p, "null": null}
+    z = torch.cat([x, y], dim=0)
+    return permutation_test_gram(gram_chunked(z, z, refine, backend), x.shape[0], n_perm, level, generator)

@@ -374,7 +374,7 @@ def run_sweeps(sweeps: list[Sweep], progress: bool = True, post=None) -> list[li
         for t in sw.trials:
             if finished(t, sw.stages) and (post is None or (t.dir / "post.json").exists()):
                 extra = json.loads((t.dir / "post.json").read_text()) if post is not None else {}
-                rows[j][t.id] = dict(trial=t.id, status="skipped", **t.overrides, **trial_row(t.dir), **extra)
+                rows[j][t.id] = dict(trial=t.id, status="skipped", **t.overrides, **(trial_row(t.dir) | extra))
             else:
                 todo.append((j, t))
     where = "no engine needed"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import data, events
+from . import data, events, generative
 from .config import Config
 from .network import RunResult
 from .train import Escape, LayerSpec, SpikingNet, Spiking, losses
@@ -42,11 +42,14 @@ def build_data(cfg: Config) -> TaskData:
         else:
             enc = lambda x, s: data.latency_encode(x, d.steps, t_max=d.t_max, bias_spike=False)  # noqa: E731
         out = TaskData(enc(dg["x_train"], 0), dg["y_train"], enc(dg["x_test"], 1), dg["y_test"])
-    elif d.task == "event_digits":
-        sp = events.event_digits_splits(steps_per_saccade=d.steps // 3)
-        out = TaskData(*sp["train"], *sp["test"])
-    elif d.task == "intervals":
-        sp = events.interval_splits(steps=d.steps)
+    elif d.task in ("event_digits", "intervals"):
+        # training samples = the generator's train split, then its validation split, so that
+        # data.n_val = len(validation) holds out exactly that split
+        sp = (events.event_digits_splits(steps_per_saccade=d.steps // 3, copies=d.copies) if d.task == "event_digits"
+              else events.interval_splits(steps=d.steps))
+        out = TaskData(*(np.concatenate([sp["train"][i], sp["validation"][i]]) for i in (0, 1)), *sp["test"])
+    elif d.task == "generative":
+        sp = generative.splits(cfg.seed, d.steps)
         out = TaskData(*sp["train"], *sp["test"])
     else:
         st = data.spike_train_matching(seed=cfg.seed, steps=d.steps)
@@ -97,6 +100,8 @@ def loss_fn(cfg: Config):
             loss = losses.spike_count_ce(s[-1], y)
         elif kind == "spike_count_mse":
             loss = losses.spike_count_mse(s[-1], y, on=0.5 * s[-1].shape[1])
+        elif kind == "sig_mmd":
+            loss = generative.mmd_loss(s[-1], y)
         elif kind == "van_rossum":
             loss = losses.van_rossum(s[-1], y)
         else:
@@ -135,9 +140,18 @@ def van_rossum_np(spikes: np.ndarray, target: np.ndarray) -> float:
                                    torch.as_tensor(target, dtype=torch.float32)))
 
 
+GENERATIVE_SCORE_SAMPLES = 192     # the per-epoch MMD^2 score's set (balanced: sample i has class i % 3)
+
+
 def score_float(cfg: Config, net, x: np.ndarray, y: np.ndarray, seed: int = 12345) -> float:
-    """Accuracy (classification) or van Rossum distance (spike_train) of a float network."""
+    """Accuracy (classification), van Rossum distance (spike_train) or the signature-kernel MMD^2
+    of samples against data on the first GENERATIVE_SCORE_SAMPLES (generative) of a float network."""
     gen = torch.Generator().manual_seed(seed)
+    if cfg.data.task == "generative":
+        n = GENERATIVE_SCORE_SAMPLES
+        with torch.no_grad():
+            out = net(torch.as_tensor(x[:n], dtype=torch.float32), generator=gen, sample_ids=np.arange(len(x[:n])))
+        return generative.mmd_score(out["spikes"][-1].numpy(), y[:n])
     if cfg.n_classes is None:
         with torch.no_grad():
             out = net(torch.as_tensor(x, dtype=torch.float32), generator=gen)
@@ -147,6 +161,9 @@ def score_float(cfg: Config, net, x: np.ndarray, y: np.ndarray, seed: int = 1234
 
 
 def score_int(cfg: Config, res: RunResult, y: np.ndarray) -> float:
+    if cfg.data.task == "generative":
+        n = GENERATIVE_SCORE_SAMPLES
+        return generative.mmd_score(res.spikes[-1][:n], y[:n])
     if cfg.n_classes is None:
         return van_rossum_np(res.spikes[-1], y)
     return float((predict_int(cfg, res) == y).mean())

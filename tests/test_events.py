@@ -127,3 +127,26 @@ def test_interval_splits_sizes():
     sp = events.interval_splits(steps=16)
     assert {k: len(v[1]) for k, v in sp.items()} == {"train": 2000, "validation": 500, "test": 1000}
     assert not np.array_equal(sp["train"][0][:500], sp["validation"][0])
+
+
+def test_event_digits_copies_add_new_recordings_of_the_training_digits_only():
+    one = events.event_digits_splits(steps_per_saccade=1)
+    two = events.event_digits_splits(steps_per_saccade=1, copies=2)
+    n = len(one["train"][1])
+    np.testing.assert_array_equal(two["train"][0][:n], one["train"][0])
+    np.testing.assert_array_equal(two["train"][1], np.tile(one["train"][1], 2))
+    assert not np.array_equal(two["train"][0][n:], one["train"][0])       # other sensor draws
+    for k in ("validation", "test"):
+        for a, b in zip(one[k], two[k]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_pipeline_data_holds_out_the_generators_validation_split():
+    from neurohw import tasks
+    from neurohw.config import parse_config
+    cfg = parse_config({"name": "iv", "data": {"task": "intervals", "steps": 16, "n_val": 500},
+                        "model": {"layers": [{"n": 4}], "readout": {"n": 4}}})
+    d, sp = tasks.build_data(cfg), events.interval_splits(steps=16)
+    for got, want in ((d.x_train, sp["train"][0]), (d.y_train, sp["train"][1]), (d.x_val, sp["validation"][0]),
+                      (d.y_val, sp["validation"][1]), (d.x_test, sp["test"][0])):
+        np.testing.assert_array_equal(got, want)

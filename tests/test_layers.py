@@ -152,6 +152,33 @@ def test_trainable_delays_learn_a_delay_and_anneal():
     assert all(a >= b for a, b in zip(sigmas, sigmas[1:]))
 
 
+def test_trainable_delays_stay_in_range_and_come_back_from_its_end():
+    """A delay pushed against max_delay is projected back into range after each update
+    (SpikingNet.constrain, called by fit), so it keeps a gradient: when the reward moves to a
+    shorter delay, the delay follows. Without the projection it leaves the range, where the
+    clamped kernel has no gradient, and stays at max_delay."""
+    x = torch.zeros(1, 16, 1)
+    x[0, 1, 0] = 1
+    for constrain in (True, False):
+        torch.manual_seed(0)
+        net = _one_synapse_net(8.0, True, max_delay=10)
+        opt = torch.optim.Adam(net.parameters(), lr=0.05)
+        top = 0.0
+        for step in range(80):
+            target = 12 if step < 40 else 7          # delay 10 (the end of the range), then 5
+            opt.zero_grad()
+            u = net(x, record=True)["u"][0][0, :, 0]
+            (-u[target] + 0.1 * u.pow(2).sum()).backward()
+            opt.step()
+            if constrain:
+                net.constrain()
+            top = max(top, float(net.layers[0].delays.detach()))
+        if constrain:
+            assert top <= 10.0 and int(net.layers[0].int_delays()) == 5
+        else:
+            assert top > 10.0 and int(net.layers[0].int_delays()) == 10
+
+
 def test_fixed_delays_are_integers_and_not_trained():
     net = SpikingNet(3, [LayerSpec(4, max_delay=5, delay_seed=7)])
     d = net.layers[0].delays

@@ -7,7 +7,7 @@ from .. import chip
 from ..network import IntNetwork, RunResult
 from ..noise import NOISE_TABLES
 from . import project, synapses
-from .kernel import neuron_layer
+from .kernel import PROJ_CONV, PROJ_EVENT, PROJ_MATVEC, PROJ_SUMS, neuron_layer
 
 
 def check_raster(net: IntNetwork, raster) -> np.ndarray:
@@ -48,27 +48,37 @@ def rec_rows(rec_weights) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(rec_weights).T, "int32" if "int32" in ok else "int64")
 
 
-def layer_block(x, weights, pl: project.Plan, p: dict, rows_rec, graded: bool, sample_ids, probes: bool):
+# neuron_layer's conv argument when the projection is not a conv (same types: one compilation)
+NO_CONV = (np.zeros((1, 1, 1, 1), np.int32), np.zeros((1, 4), np.int64), np.zeros((1, 1), np.int64),
+           np.zeros((1, 1), np.int64), 0, 0)
+
+
+def layer_block(x, weights, pl: project.Plan, p: dict, rows_rec, graded: bool, sample_ids, probes: bool,
+                conv: tuple | None = None, n_out: int | None = None):
     """One layer over the whole block: its projection as pl says, then its neurons.
 
-    The event and matvec paths are fused into the neuron kernel (event_step / matvec_step per
-    sample and step); the dense path computes all sums first. Returns (spikes, u, v, wraps, sats)."""
+    The event, matvec and conv paths are fused into the neuron kernel (one projection step per
+    sample and step; conv: project.conv_kernel(layer) and n_out the layer's size, its message
+    entering with weight_exp 0);
+    the dense path computes all sums first. Returns (spikes, u, v, wraps, sats)."""
     B, T, _ = x.shape
-    n = weights.shape[0]
-    if pl.path in ("event", "matvec"):
-        rows = (np.ascontiguousarray(weights, np.int16) if pl.path == "matvec" else project.weight_rows(weights))
-        sums, xin = np.zeros((1, 1, n), pl.acc), x
-    else:
+    n = weights.shape[0] if n_out is None else n_out
+    proj = {"event": PROJ_EVENT, "matvec": PROJ_MATVEC, "conv": PROJ_CONV, "dense": PROJ_SUMS}[pl.path]
+    if pl.path == "dense":
         sums = project.project_dense(x, weights, pl)
         rows, xin = np.zeros((1, n), np.int16), np.zeros((1, 1, 0), x.dtype)
+    else:
+        rows = (np.ascontiguousarray(weights, np.int16) if pl.path == "matvec" else
+                project.weight_rows(weights) if pl.path == "event" else np.zeros((1, n), np.int16))
+        sums, xin = np.zeros((1, 1, n), pl.acc), x
     s = np.zeros((B, T, n), np.uint8)
     u = np.zeros((B, T, n) if probes else (1, 1, n), np.int32)
     v = np.zeros_like(u)
     counts = np.zeros((B, 2), np.int64)
     if s.size:
-        neuron_layer(sums, xin, rows, pl.path == "matvec", graded, rows_rec, p["rec"], p["w_exp"], p["r_exp"], p["du"], p["dv"],
-                     p["vth_eff"], p["bias"], *p["noise"], NOISE_TABLES, p["layer"], sample_ids, probes, s, u, v,
-                     counts)
+        neuron_layer(sums, xin, rows, proj, NO_CONV if conv is None else conv, graded, rows_rec, p["rec"],
+                     0 if conv is not None else p["w_exp"], p["r_exp"], p["du"], p["dv"], p["vth_eff"], p["bias"],
+                     *p["noise"], NOISE_TABLES, p["layer"], sample_ids, probes, s, u, v, counts)
     return s, u, v, int(counts[:, 0].sum()), int(counts[:, 1].sum())
 
 
@@ -100,7 +110,11 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, path: st
         g = graded and i == 0
         p = layer_arrays(layer, i)
         p["rec"] = layer.recurrent
-        if layer.kind != "dense" or layer.rec_delays is not None:   # conv / pool / delay projections
+        if layer.conv is not None and layer.rec_delays is None:      # conv / pool, fused
+            pl = project.Plan("conv", "int32")
+            s, u, v, nw, ns = layer_block(x, layer.weights, pl, p, rec_rows(layer.rec_weights), g, ids, probes,
+                                          conv=project.conv_kernel(layer), n_out=layer.n_out)
+        elif layer.kind != "dense" or layer.rec_delays is not None:   # delay projections, delayed recurrences
             pl = project.Plan(layer.kind if layer.kind != "dense" else "event", "int64")
             s, u, v, nw, ns = synapses.run_layer(layer, x, p, g, ids, probes)
         else:

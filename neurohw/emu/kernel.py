@@ -8,9 +8,28 @@ neuron that every backend shares. Layer l is at rest until step l + 1 (docs/timi
 import numpy as np
 from numba import njit, prange
 
-from ..chip import FLAG_U_WRAP, FLAG_V_SAT, dense_out, lif_update, wrap32
+from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, dense_out, lif_update, wrap32
 from ..noise import noise_terms
-from .project import event_step, matvec_step
+from .project import conv_step, event_step, matvec_step
+
+
+PROJ_SUMS, PROJ_EVENT, PROJ_MATVEC, PROJ_CONV = 0, 1, 2, 3    # neuron_layer's input projections
+
+
+@njit(cache=True, inline="always")
+def neuron_input(acc, acc_rec, rec, w_exp, r_exp, graded):
+    """A neuron's summed input: its Dense output plus, when rec, its recurrent Dense output (int32)."""
+    a = dense_out(acc, w_exp, graded)
+    if rec:
+        a = wrap32(a + dense_out(acc_rec, r_exp, False))
+    return a
+
+
+@njit(cache=True, inline="always")
+def neuron_update(u, v, a, du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, k, t, sid):
+    """A neuron's step from its summed input a: noise, then chip.lif_update -> (u, v, spike, flags)."""
+    n_u, n_v, n_th = noise_terms(kind, dist, mant, exp, seed, tables, layer, k, t, sid)
+    return lif_update(u, v, a, du, dv, vth_eff, bias, n_u, n_v, n_th)
 
 
 @njit(cache=True, inline="always")
@@ -18,13 +37,11 @@ def neuron_step(u, v, acc, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, 
                 kind, dist, mant, exp, seed, tables, layer, k, t, sid):
     """One neuron, one step: Dense outputs, noise, chip.lif_update -> (u, v, spike, flags).
 
-    The one place where a step of the integer network is assembled; the emulator's kernel
-    and the hardware-exact trainer (layer_step) both call it."""
-    a = dense_out(acc, w_exp, graded)
-    if rec:
-        a = wrap32(a + dense_out(acc_rec, r_exp, False))
-    n_u, n_v, n_th = noise_terms(kind, dist, mant, exp, seed, tables, layer, k, t, sid)
-    return lif_update(u, v, a, du, dv, vth_eff, bias, n_u, n_v, n_th)
+    The one place where a step of the integer network is assembled (neuron_input, then
+    neuron_update); the emulator's kernel (in two passes, see _neurons), the hardware-exact
+    trainer (layer_step) and the delayed-recurrence loop all use it."""
+    return neuron_update(u, v, neuron_input(acc, acc_rec, rec, w_exp, r_exp, graded), du, dv, vth_eff, bias,
+                         kind, dist, mant, exp, seed, tables, layer, k, t, sid)
 
 
 @njit(cache=True)
@@ -51,38 +68,46 @@ def layer_step(u, v, acc, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, b
 
 
 @njit(cache=True, inline="always")
-def _neurons(u, v, s_out, su, sv, sums, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, bias,
+def _neurons(u, v, s_out, su, sv, sums, acc_rec, a, rec, w_exp, r_exp, graded, du, dv, vth_eff, bias,
              kind, dist, mant, exp, seed, tables, layer, t, sid, probes):
-    """All n neurons of one sample, one step (u, v updated in place); returns (wraps, sats)."""
+    """All n neurons of one sample, one step (u, v updated in place); returns (wraps, sats).
+
+    neuron_step in two passes over the neurons: the inputs into a (int64 scratch), then the
+    updates, so that neither loop carries a branch on rec, graded, w_exp or probes and both
+    vectorize."""
+    for k in range(u.shape[0]):
+        a[k] = neuron_input(np.int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp, graded)
     wraps = 0
     sats = 0
     for k in range(u.shape[0]):
-        uu, vv, sp, fl = neuron_step(u[k], v[k], np.int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp,
-                                     graded, du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed, tables,
-                                     layer, k, t, sid)
+        uu, vv, sp, fl = neuron_update(u[k], v[k], a[k], du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed,
+                                       tables, layer, k, t, sid)
         u[k] = uu
         v[k] = vv
         s_out[k] = sp
         wraps += (fl & FLAG_U_WRAP) != 0
         sats += (fl & FLAG_V_SAT) != 0
-        if probes:
-            su[k] = uu
-            sv[k] = vv
+    if probes:
+        for k in range(u.shape[0]):
+            su[k] = u[k]
+            sv[k] = v[k]
     return wraps, sats
 
 
 @njit(parallel=True, cache=True)
-def neuron_layer(sums, x, rows, matvec, graded, rec_rows, rec, w_exp, r_exp, du, dv, vth_eff, bias, kind, dist, mant, exp,
-                 seed, tables, layer, sample_ids, probes, out_s, out_u, out_v, counts):
+def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp, du, dv, vth_eff, bias, kind, dist, mant,
+                 exp, seed, tables, layer, sample_ids, probes, out_s, out_u, out_v, counts):
     """A layer's neurons over a whole [batch, steps] block.
 
     The Dense input comes either precomputed, sums [B, T - 1, n] from a block projection
     (project.project_dense: sums[b, t] = W @ x[b, t], consumed at step t + 1; x empty; integers,
     possibly held exactly in float32 / float64),
     or, when x [B, T, n_in] is given, from a projection step on x's previous step into a
-    per-sample accumulator -- project.event_step (rows: W transposed [n_in, n]) or, when matvec,
-    project.matvec_step (rows: W [n, n_in]); sums then only fixes the acc dtype -- fused, so the
-    sums never leave the cache. rec_rows: the
+    per-sample accumulator, chosen by proj: PROJ_EVENT project.event_step (rows: W transposed
+    [n_in, n]), PROJ_MATVEC project.matvec_step (rows: W [n, n_in]) or PROJ_CONV
+    project.conv_step (conv: project.conv_kernel's tuple; the message chip.conv_out, taken with
+    w_exp 0) -- fused, so the sums never leave the cache; sums then only fixes the acc dtype.
+    rec_rows: the
     recurrent weights transposed [n, n], used when rec; the recurrent input is event-driven from the
     layer's own spikes of the previous step. The layer is at rest for t <= layer (docs/timing.md).
     Writes out_s [B, T, n] uint8, out_u / out_v (when probes) and counts[b] = (u wraps, v
@@ -95,14 +120,21 @@ def neuron_layer(sums, x, rows, matvec, graded, rec_rows, rec, w_exp, r_exp, du,
         v = np.zeros(n, np.int64)
         acc = np.zeros(n, sums.dtype)
         acc_rec = np.zeros(n, rec_rows.dtype)
+        inp = np.zeros(n, np.int64)
+        cacc = np.zeros(n if proj == PROJ_CONV else 1, np.int32)
         idx = np.empty(max(x.shape[2], n), np.int64)
         sid = sample_ids[b]
         wraps = 0
         sats = 0
         for t in range(layer + 1, T):
             if fused:
-                if matvec:
+                if proj == PROJ_MATVEC:
                     matvec_step(acc, x[b, t - 1], rows)
+                elif proj == PROJ_CONV:   # int32 scratch (typing: acc is float in dense-path builds)
+                    cacc[:] = 0
+                    conv_step(cacc, x[b, t - 1], conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], graded, idx)
+                    for k in range(n):
+                        acc[k] = conv_out(cacc[k])
                 else:
                     acc[:] = 0
                     event_step(acc, x[b, t - 1], rows, graded, idx)
@@ -115,10 +147,10 @@ def neuron_layer(sums, x, rows, matvec, graded, rec_rows, rec, w_exp, r_exp, du,
             su = out_u[b, t] if probes else out_u[0, 0]
             sv = out_v[b, t] if probes else out_v[0, 0]
             if kind == 0:
-                nw, ns = _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, rec, w_exp, r_exp, graded,
+                nw, ns = _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, inp, rec, w_exp, r_exp, graded,
                                   du, dv, vth_eff, bias, 0, dist, mant, exp, seed, tables, layer, t, sid, probes)
             else:
-                nw, ns = _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, rec, w_exp, r_exp, graded,
+                nw, ns = _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, inp, rec, w_exp, r_exp, graded,
                                   du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, t, sid,
                                   probes)
             wraps += nw

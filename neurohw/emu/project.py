@@ -188,12 +188,78 @@ def project_dense(x: np.ndarray, weights: np.ndarray, p: Plan, rows: np.ndarray 
     rows: W transposed as int16 (pass it to reuse it across calls)."""
     B, T, n_in = x.shape
     xs = x[:, :max(T - 1, 0)]
-    if p.path == "dense":
-        prod = xs.reshape(-1, n_in).astype(p.acc) @ np.asarray(weights).T.astype(p.acc)
-        return prod.reshape(B, xs.shape[1], np.shape(weights)[0])
+    if p.path == "dense":     # torch's GEMM (MKL, faster than numpy's here); exact by plan() in any order
+        import torch
+        dt = getattr(torch, p.acc)
+        a = torch.from_numpy(np.ascontiguousarray(xs).reshape(-1, n_in)).to(dt)
+        prod = a @ torch.from_numpy(np.ascontiguousarray(np.asarray(weights).T, p.acc))
+        return prod.numpy().reshape(B, xs.shape[1], np.shape(weights)[0])
     if rows is None:
         rows = weight_rows(weights)
     out = np.zeros((B, xs.shape[1], rows.shape[1]), p.acc)
     if out.size:
         dense_event(xs, rows, x.dtype != np.uint8, out)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Conv2d / sum-pool projection, event-driven: per non-zero input, scatter its kernel rows
+# ----------------------------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def conv_step(acc, x, kt, pos, hmap, wmap, Wo, og, graded, idx):
+    """Scatter the kernel of every non-zero input of x into acc (int32, zeroed by the caller).
+
+    kt: the kernel as (C / groups, kh, kw, C_out), so that one tap of one input channel is a
+    contiguous row of output channels. pos[j] = (h, w, channel within its group,
+    first output channel of its group) of input j; hmap[h, i] (wmap[w, j]) is the output row
+    (column) that tap i (j) of an input in row h (column w) lands on, or -1 (see conv_kernel);
+    Wo the output width, og the output channels per group. A spike adds, for every tap landing
+    on the grid, one row of its group's output channels -- network.Conv2d's cross-correlation,
+    turned around. int32 is exact:
+    network.IntLayer bounds every conv sum below 2**31. The message is then chip.conv_out(acc)."""
+    kh, kw, Co = kt.shape[1], kt.shape[2], kt.shape[3]
+    cnt = 0
+    for j in range(x.shape[0]):
+        idx[cnt] = j
+        cnt += x[j] != 0
+    for q in range(cnt):
+        j = idx[q]
+        val = np.int32(x[j]) if graded else np.int32(1)
+        h, w, cl, o0 = pos[j, 0], pos[j, 1], pos[j, 2], pos[j, 3]
+        for i in range(kh):
+            ho = hmap[h, i]
+            if ho < 0:
+                continue
+            for jj in range(kw):
+                wo = wmap[w, jj]
+                if wo < 0:
+                    continue
+                base = (ho * Wo + wo) * Co + o0
+                a = acc[base:base + og]         # views: the add then vectorizes (~4x faster
+                r = kt[cl, i, jj, o0:o0 + og]   # than indexing acc and the kernel directly)
+                for e in range(og):
+                    a[e] += r[e] * val
+
+
+def conv_kernel(layer) -> tuple:
+    """A conv / pool layer's kernel and geometry as conv_step takes them: (kt, pos, hmap, wmap,
+    Wo, og).
+
+    kt (C / groups, kh, kw, C_out) int32; pos [n_in, 4]: each input's (h, w, channel in group,
+    first output channel of the group); hmap [H, kh]: the output row of tap i for input row h,
+    or -1 where h + ph - i dh is off the stride grid or the map; wmap [W, kw] likewise."""
+    c = layer.conv
+    co, kh, kw, cg = layer.weights.shape
+    (H, W, C), (Ho, Wo, _) = c.in_shape, layer.shape
+    (sh, sw), (ph, pw), (dh, dw) = c.stride, c.padding, c.dilation
+    og = co // c.groups
+
+    def tap_map(size, k, s, p, d, out):
+        n = np.arange(size)[:, None] + p - np.arange(k)[None, :] * d
+        o = n // s
+        return np.where((n >= 0) & (n % s == 0) & (o < out), o, -1).astype(np.int64)
+
+    h, w, ch = np.unravel_index(np.arange(H * W * C), (H, W, C))
+    pos = np.stack([h, w, ch % cg, (ch // cg) * og], axis=1).astype(np.int64)
+    kt = np.ascontiguousarray(np.transpose(layer.weights, (3, 1, 2, 0)), np.int32)
+    return kt, pos, tap_map(H, kh, sh, ph, dh, Ho), tap_map(W, kw, sw, pw, dw, Wo), Wo, og

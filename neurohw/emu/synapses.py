@@ -1,10 +1,10 @@
 """Event-driven Conv and DelayDense projections, and the neuron loop for their messages.
 
-A projection is held as event rows (like a transposed sparse matrix): for input j, the
-entries ptr[j]:ptr[j + 1] give each synapse's target neuron, weight and delay. A spike (or
-payload) of input j scatters its row: for a conv that row is the kernel placed on every output
-position the input touches, so a spike scatters its kernel into the output map; for a
-DelayDense it is the weight column, each entry bound for its delay slot of a ring buffer.
+A Conv input's spike (or payload) scatters its kernel into the output map: for every tap that
+lands on the output grid, one contiguous row of output channels (conv_step, straight from the
+kernel; no per-synapse table). A DelayDense is held as event rows (like a transposed sparse
+matrix): for input j, the entries ptr[j]:ptr[j + 1] give each synapse's target neuron, weight
+and delay, each bound for its delay slot of a ring buffer.
 
 What the neurons receive is the chip's *message* (chip.conv_out, chip.delay_slot_out):
 a finished int32 value, which the shared neuron step (kernel.neuron_step / layer_step) takes
@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from . import project
 from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, delay_slot_out, delay_term, wrap32
 from ..noise import NOISE_TABLES
-from .kernel import neuron_layer, neuron_step
+from .kernel import PROJ_SUMS, neuron_layer, neuron_step
 
 
 @dataclass(frozen=True)
@@ -55,45 +56,7 @@ def dense_rows(weights, delays=None) -> Rows:
     return _rows(pre, post, w.ravel(), d, n_in, n_out)
 
 
-def conv_rows(weights, in_shape, stride, padding, dilation, groups) -> Rows:
-    """Event rows of a Conv2d (network.Conv2d's cross-correlation, C-order (h, w, c) maps):
-    for every kernel tap, the (input, output) index pairs it joins."""
-    w = np.asarray(weights, np.int64)
-    c_out, kh, kw, cg = w.shape
-    H, W, C = in_shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    og = c_out // groups
-    ho, wo, o, cl = np.meshgrid(np.arange(Ho), np.arange(Wo), np.arange(c_out), np.arange(cg), indexing="ij")
-    c = (o // og) * cg + cl
-    out_idx = (ho * Wo + wo) * c_out + o
-    pres, posts, ws = [], [], []
-    for i in range(kh):
-        for j in range(kw):
-            h = ho * sh + i * dh - ph
-            x = wo * sw + j * dw - pw
-            ok = (h >= 0) & (h < H) & (x >= 0) & (x < W)
-            pres.append(((h * W + x) * C + c)[ok])
-            posts.append(out_idx[ok])
-            ws.append(w[o[ok], i, j, cl[ok]])
-    pre, post, ww = (np.concatenate(a) if a else np.zeros(0, np.int64) for a in (pres, posts, ws))
-    return _rows(pre, post, ww, np.zeros(pre.size, np.int64), H * W * C, Ho * Wo * c_out)
-
-
 # ---- step functions (one sample, one step) ---------------------------------------------------
-@njit(cache=True, inline="always")
-def conv_step(acc, x, ptr, post, w, graded):
-    """Scatter the rows of x's non-zero inputs into acc (int64, zeroed by the caller); the
-    message is then chip.conv_out(acc) (exact sums: the network bounds them below 2**31)."""
-    for j in range(x.shape[0]):
-        xv = x[j]
-        if xv != 0:
-            val = np.int64(xv) if graded else np.int64(1)
-            for e in range(ptr[j], ptr[j + 1]):
-                acc[post[e]] += w[e] * val
-
-
 @njit(cache=True, inline="always")
 def delay_step(ring, tmp, t, x, ptr, post, w, delay, weight_exp, graded, msg):
     """One step of a DelayDense ring buffer (ring, tmp: [max_delay + 1, n] int64).
@@ -124,14 +87,15 @@ def delay_step(ring, tmp, t, x, ptr, post, w, delay, weight_exp, graded, msg):
 
 # ---- block functions (a whole [batch, steps] block, parallel over samples) -------------------
 @njit(parallel=True, cache=True)
-def conv_block(x, ptr, post, w, graded, out):
+def conv_block(x, kt, pos, hmap, wmap, Wo, og, graded, out):
     """out[b, t] = Conv's message from x[b, t] (received at step t + 1), int32."""
     B, T, n = out.shape
     for b in prange(B):
-        acc = np.zeros(n, np.int64)
+        acc = np.zeros(n, np.int32)
+        idx = np.empty(x.shape[2], np.int64)
         for t in range(T):
             acc[:] = 0
-            conv_step(acc, x[b, t], ptr, post, w, graded)
+            project.conv_step(acc, x[b, t], kt, pos, hmap, wmap, Wo, og, graded, idx)
             for k in range(n):
                 out[b, t, k] = conv_out(acc[k])
 
@@ -185,24 +149,16 @@ def message_layer(msgs, w_exp, graded, r_ptr, r_post, r_w, r_delay, r_max_delay,
         counts[b, 1] = sats
 
 
-def layer_rows(layer) -> Rows:
-    """The event rows of a layer's input projection."""
-    if layer.conv is not None:
-        c = layer.conv
-        return conv_rows(layer.weights, c.in_shape, c.stride, c.padding, c.dilation, c.groups)
-    return dense_rows(layer.weights, layer.delays)
-
-
 def messages(layer, x, graded: bool) -> np.ndarray:
     """A conv / pool / delay layer's input messages for a block x [B, T, n_in]:
     [B, T, n_out] int32, row t received at step t + 1."""
-    r = layer_rows(layer)
     B, T, _ = x.shape
-    out = np.zeros((B, T, r.n_out), np.int32)
+    out = np.zeros((B, T, layer.n_out), np.int32)
     if out.size:
         if layer.conv is not None:
-            conv_block(x, r.ptr, r.post, r.w, graded, out)
+            conv_block(x, *project.conv_kernel(layer), graded, out)
         else:
+            r = dense_rows(layer.weights, layer.delays)
             delay_block(x, r.ptr, r.post, r.w, r.delay, r.max_delay, layer.weight_exp, graded, out)
     return out
 
@@ -215,7 +171,7 @@ def run_layer(layer, x, p: dict, graded: bool, sample_ids, probes: bool):
     neuron_layer (messages as its precomputed sums, weight_exp 0), or, when the recurrent
     projection has delays, in message_layer. Returns (spikes, u, v, wraps, sats) like
     emu.layer_block: the layer-level step the hardware-exact trainer can call."""
-    from . import project, rec_rows
+    from . import NO_CONV, rec_rows
     B, T, _ = x.shape
     n = layer.n_out
     if layer.kind == "dense":           # a Dense input with a delayed recurrence: its exact sums
@@ -229,7 +185,7 @@ def run_layer(layer, x, p: dict, graded: bool, sample_ids, probes: bool):
     counts = np.zeros((B, 2), np.int64)
     ids = np.asarray(sample_ids, np.int64)
     if s.size and layer.rec_delays is None:
-        neuron_layer(msgs, np.zeros((1, 1, 0), np.uint8), np.zeros((1, n), np.int16), False, False,
+        neuron_layer(msgs, np.zeros((1, 1, 0), np.uint8), np.zeros((1, n), np.int16), PROJ_SUMS, NO_CONV, False,
                      rec_rows(layer.rec_weights), p["rec"], 0, p["r_exp"], p["du"], p["dv"], p["vth_eff"], p["bias"],
                      *p["noise"], NOISE_TABLES, p["layer"], ids, probes, s, u, v, counts)
     elif s.size:

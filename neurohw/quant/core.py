@@ -40,11 +40,12 @@ CLIP_FRACTIONS = np.linspace(0.3, 1.0, 36)   # candidate clip levels, as fractio
 
 # Escape function -> (chip distribution, c): the noise's scale in chip units is c * 2**(exp - 7)
 # for an escape of width 1/beta = one float unit. sigmoid is logistic (table scale 16); erf is
-# matched in variance by a logistic; exp has no chip twin and is deployed as logistic of the same
-# beta; a uniform ramp of width 1/beta is uniform noise spanning 256 raw steps.
+# matched in variance by a logistic; exp, 1 - exp(-exp(beta x)), is exactly Gumbel threshold noise
+# of scale 1/beta (the per-step exponential clock, docs/slif.md); a uniform ramp of width 1/beta is
+# uniform noise spanning 256 raw steps.
 DEPLOY_NOISE = {"sigmoid": ("logistic", chip.LOGISTIC_SCALE),
                 "erf": ("logistic", chip.LOGISTIC_SCALE * math.pi / math.sqrt(3.0)),
-                "exp": ("logistic", chip.LOGISTIC_SCALE),
+                "exp": ("gumbel", chip.GUMBEL_SCALE),
                 "uniform": ("uniform", float(1 << chip.NOISE_R_BITS))}
 
 

@@ -99,6 +99,9 @@ class HwExactNet(nn.Module):
     def layers(self):
         return self.net.layers
 
+    def constrain(self) -> None:
+        self.net.constrain()
+
     def forward(self, x: torch.Tensor, generator=None, record: bool = False, sample_ids=None, tape=None):
         B, T, _ = x.shape
         x = x.float()
@@ -128,9 +131,10 @@ class HwExactNet(nn.Module):
             blocks = _int_forward(xb.astype(np.uint8), mods, self.plans, ints, ids)
             for l, blk in enumerate(blocks):
                 wraps[l], sats[l] = blk[3], blk[4]
-            # zero-copy views; each step's slice is scaled when used (float64 division, then x's
-            # dtype: the same values as whole-block numpy division, without its 8-byte temporaries)
-            s_all, u_all, v_all = ([torch.from_numpy(blk[i]) for blk in blocks] for i in range(3))
+            # scaled once per layer (float64 division, then x's dtype): one op instead of one per step
+            s_all = [torch.from_numpy(blk[0]).to(x.dtype) for blk in blocks]
+            u_all, v_all = ([(torch.from_numpy(blk[i]).double() / lq.scale).to(x.dtype)
+                             for blk, lq in zip(blocks, self.plans)] for i in (1, 2))
         for t in range(T):
             new_g = []
             for l, (m, lq, (w, rec, bias, vth, du_f, dv_f, spiking), ip) in enumerate(zip(mods, self.plans, fake, ints)):
@@ -145,9 +149,7 @@ class HwExactNet(nn.Module):
                     if rhist_g[l] is not None:
                         rhist_g[l] = torch.cat([prev_g[l][..., None], rhist_g[l][..., :-1]], -1)
                     if fast:
-                        s_t = s_all[l][:, t].to(x.dtype)
-                        u_t = (u_all[l][:, t].double() / lq.scale).to(x.dtype)
-                        v_t = (v_all[l][:, t].double() / lq.scale).to(x.dtype)
+                        s_t, u_t, v_t = s_all[l][:, t], u_all[l][:, t], v_all[l][:, t]
                     else:
                         acc, w_exp = _message(m, lq, ip, src_g.detach(),
                                               None if hist_g[l] is None else hist_g[l].detach())

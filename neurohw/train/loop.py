@@ -2,6 +2,8 @@
 checkpoints and exact resume (model, optimizer, schedule and random-generator states)."""
 from __future__ import annotations
 
+import sys
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -99,7 +101,7 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None
         order = torch.randperm(len(x), generator=gen).numpy()
         total, n = 0.0, 0
         bar = tqdm(range(0, len(x), cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not progress, leave=False)
+                   disable=not (progress and sys.stderr.isatty()), leave=False)
         for i in bar:
             idx = order[i:i + cfg.batch_size]
             xb = torch.as_tensor(x[idx], dtype=torch.float32)
@@ -118,6 +120,8 @@ def fit(net: SpikingNet, data: dict, loss_fn: Callable, predict: Callable | None
                 loss = torch.tensor(value)
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
             opt.step()
+            if hasattr(net, "constrain"):
+                net.constrain()
             total += float(loss.detach()) * len(idx)
             n += len(idx)
             bar.set_postfix(loss=f"{total / n:.4f}")

@@ -233,6 +233,14 @@ class LIFLayer(nn.Module):
         if self.delay is not None:
             self.sigma.fill_(SIGMA_MIN + (self.spec.delay_sigma - SIGMA_MIN) * max(0.0, 1.0 - progress))
 
+    @torch.no_grad()
+    def constrain(self) -> None:
+        """Trainable delays: back into 0..max_delay after an update (a projected gradient step).
+        The kernel is centred on the clamped delay, so a delay pushed past the end of its range
+        would otherwise get no gradient and never come back."""
+        if self.delay is not None:
+            self.delay.clamp_(0.0, 1.0)
+
     def project(self, src: torch.Tensor, w: torch.Tensor, hist: torch.Tensor | None = None,
                 kernel: torch.Tensor | None = None) -> torch.Tensor:
         """Synaptic input [B, n_out] from the source spikes: src [B, n_in] (flat (H, W, C) maps for
@@ -285,6 +293,11 @@ class SpikingNet(nn.Module):
         """Called by the training loop before each epoch with epoch / epochs (delay kernels)."""
         for m in self.modules_in_order:
             m.anneal(progress)
+
+    def constrain(self) -> None:
+        """Called by the training loop after each update (delays kept in their range)."""
+        for m in self.modules_in_order:
+            m.constrain()
 
     @property
     def modules_in_order(self) -> list[LIFLayer]:

@@ -1,0 +1,123 @@
+"""The generative task: data, the MMD loss and its permutation test, the config rules, and a small
+run through the pipeline (train with sig_mmd, quantize, emulator and Lava with on-chip noise)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neurohw import generative as gen
+from neurohw import pipeline
+from neurohw import sigkernel as sk
+from neurohw.config import ConfigError, parse_config
+
+
+def test_data_is_thinned_jittered_prototypes_with_condition_and_clock():
+    sp = gen.splits(seed=0, steps=32, n_train=300, n_test=30)
+    x, y = sp["train"]
+    assert x.shape == (300, 32, gen.N_IN) and y.shape == (300, 32, gen.K_CLASSES + gen.N_OUT)
+    cls = gen.classes_of(y)
+    np.testing.assert_array_equal(cls, np.arange(300) % 3)
+    np.testing.assert_array_equal(x.reshape(300, 32, 3, 16).sum(3), y[:, :, :3])   # targets carry the class
+    assert (x.sum(2) == 1).all()                                            # one clock channel per step
+    proto = gen.prototypes(32)
+    assert (np.diff(proto, axis=2) >= gen.MIN_GAP).all()
+    out = y[..., 3:]
+    for k in range(3):
+        t, n = np.nonzero(out[cls == k].sum(0))
+        near = np.abs(t[:, None] - proto[k][n]).min(1)
+        assert near.max() <= 4                                             # jitter of 1 step, 4 sigma
+    kept = out.sum((1, 2)).mean() / (gen.N_OUT * gen.SPIKES_PER_NEURON)
+    assert abs(kept - gen.KEEP) < 0.03                                     # thinning (~0.2 % merged)
+    assert not np.array_equal(sp["test"][1], y[:30])                      # test draws are fresh
+
+
+def test_mmd_loss_is_near_zero_between_draws_of_the_data_and_large_across_classes():
+    rng = np.random.default_rng(1)
+    cls = np.arange(96) % 3
+    cond = torch.as_tensor(gen.condition(cls, 32), dtype=torch.float64)
+    a = torch.as_tensor(gen.sample(cls, 32, rng), dtype=torch.float64).requires_grad_(True)
+    b = torch.as_tensor(gen.sample(cls, 32, rng), dtype=torch.float64)
+    wrong = torch.as_tensor(gen.sample((cls + 1) % 3, 32, rng), dtype=torch.float64)
+    y = torch.cat([cond, b], 2)
+    same, diff = gen.mmd_loss(a, y), gen.mmd_loss(wrong, y)
+    assert abs(float(same.detach())) < 0.1 * float(diff)
+    same.backward()
+    assert a.grad.abs().sum() > 0                                           # a loss for surrogate gradients
+
+
+def test_vectorized_permutation_test_equals_relabelling_one_permutation_at_a_time():
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(30, 5, 2, generator=g, dtype=torch.float64).cumsum(1)
+    K = sk.gram(z, z)
+    m = 12
+    r = sk.permutation_test_gram(K, m, n_perm=50, generator=torch.Generator().manual_seed(4))
+    g2 = torch.Generator().manual_seed(4)
+    for i in range(50):
+        idx = torch.randperm(30, generator=g2)
+        lab = torch.zeros(30, dtype=torch.bool)
+        lab[idx[:m]] = True
+        order = torch.cat([torch.nonzero(lab)[:, 0], torch.nonzero(~lab)[:, 0]])
+        Kp = K[order][:, order]
+        ref = sk.mmd2_unbiased(Kp[:m, :m], Kp[m:, m:], Kp[:m, m:]).item()
+        assert r["null"][i] == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert r["mmd2"] == pytest.approx(sk.mmd2_unbiased(K[:m, :m], K[m:, m:], K[:m, m:]).item(), rel=1e-9)
+
+
+BASE = {"name": "gen", "seed": 0, "data": {"task": "generative", "steps": 16, "n_train": 192, "n_test": 90},
+        "model": {"layers": [{"n": 12, "du": 1600, "dv": 1000}, {"n": 4, "du": 1600, "dv": 1000}], "readout": None},
+        "neuron": {"stochastic": True, "escape": "exp", "beta": 5.0},
+        "train": {"epochs": 8, "batch_size": 48, "lr": 0.02, "init_xi": 2.0},
+        "quant": {"qat_epochs": 0}, "deploy": {"lava": True, "lava_samples": 3}, "parity": {"samples": 3}}
+
+
+def config(tmp_path=None, **over):
+    d = json.loads(json.dumps(BASE))
+    for k, v in over.items():
+        d[k] = {**d.get(k, {}), **v} if isinstance(v, dict) else v
+    if tmp_path is not None:
+        d["out_dir"] = str(tmp_path / "run")
+    return parse_config(d)
+
+
+@pytest.mark.parametrize("over,msg", [
+    ({"data": {"steps": 24}}, "data.steps = 24"),
+    ({"train": {"loss": "van_rossum"}}, "train.loss = 'van_rossum'"),
+    ({"model": {"layers": [{"n": 12}, {"n": 5}], "readout": None}}, "layers[1].n = 5"),
+    ({"model": {"layers": [{"n": 12}], "readout": {"n": 4}}}, "readout"),
+])
+def test_config_rules_of_the_generative_task(over, msg):
+    with pytest.raises(ConfigError, match=msg.replace("[", r"\[").replace("]", r"\]")):
+        config(**over)
+
+
+def test_config_mirrors_the_task_sizes():
+    from neurohw import config as c
+    assert c.N_IN["generative"] == gen.N_IN and c.GENERATIVE_N_OUT == gen.N_OUT
+
+
+def test_sig_mmd_is_refused_outside_the_generative_task():
+    with pytest.raises(ConfigError, match="train.loss = 'sig_mmd'"):
+        parse_config({"name": "x", "data": {"task": "yinyang"}, "model": {"layers": [{"n": 8}], "readout": None},
+                      "train": {"loss": "sig_mmd"}})
+
+
+@pytest.mark.slow
+def test_generative_pipeline_learns_and_the_chip_samples_with_its_own_noise(tmp_path):
+    cfg = config(tmp_path)
+    assert cfg.train.loss == "sig_mmd" and cfg.n_in == gen.N_IN
+    run = pipeline.run_pipeline(cfg, progress=False)
+    tm = json.loads((run.dir / "train_metrics.json").read_text())
+    assert tm["test_score"][-1] < 0.25 * tm["init"]                     # MMD^2 to the data falls (17.6 -> 1.9)
+    par = json.loads((run.dir / "parity.json").read_text())
+    assert par["ok"] and par["emu_vs_lava"]["samples"] == 3 and par["hw_exact_vs_emu"]["samples"] == 3
+    g = json.loads((run.dir / "generative.json").read_text())
+    assert [r["n"] for r in g["classes"]] == [30, 30, 30]
+    for r in g["classes"]:
+        for key in ("float_vs_data", "chip_vs_data", "chip_vs_float"):
+            assert 0 <= r[key]["p_value"] <= 1 and r[key]["band"] > 0
+    chip = np.load(run.dir / "emulate.npz")["spikes_1"]
+    assert 0 < chip.mean() < 0.5                                           # the chip's noise draws differ per sample
+    assert len({chip[i].tobytes() for i in range(0, 90, 3)}) > 20
+    md = (run.dir / "report.md").read_text()
+    assert "Generative test" in md and (run.dir / "generative_rasters.png").exists()
