@@ -130,21 +130,14 @@ def sig_kernel(x: torch.Tensor, y: torch.Tensor, refine: int = 0) -> torch.Tenso
     return prev1[:, :, -1]
 
 
-def mmd2_unbiased(kxx: torch.Tensor, kyy: torch.Tensor, kxy: torch.Tensor, paired: bool = False) -> torch.Tensor:
-    """Unbiased MMD^2 from Gram matrices (diagonals of kxx, kyy left out).
-
-    paired=True: x_i and y_i were drawn together (e.g. under one condition), so kxy's diagonal is
-    left out as well (the U-statistic over pairs i != j); with it in, pairs that share their
-    condition would weigh more in kxy than in kxx and kyy, and the estimate would be biased."""
+def mmd2_unbiased(kxx: torch.Tensor, kyy: torch.Tensor, kxy: torch.Tensor) -> torch.Tensor:
+    """Unbiased MMD^2 from Gram matrices (diagonals of kxx, kyy left out)."""
     m, n = kxx.shape[0], kyy.shape[0]
     if m < 2 or n < 2:
         raise ValueError(f"mmd2_unbiased: needs >= 2 samples per set, got {m} and {n}")
-    if paired and m != n:
-        raise ValueError(f"mmd2_unbiased: paired needs sets of one size, got {m} and {n}")
     sxx = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
     syy = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
-    sxy = (kxy.sum() - kxy.diagonal().sum()) / (m * (m - 1)) if paired else kxy.mean()
-    return sxx + syy - 2.0 * sxy
+    return sxx + syy - 2.0 * kxy.mean()
 
 
 BACKENDS = ("own", "pysiglib")
@@ -161,11 +154,10 @@ def gram(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own"
     raise ValueError(f"sigkernel: backend = {backend!r} is not allowed; allowed {BACKENDS}")
 
 
-def sig_mmd2(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own",
-             paired: bool = False) -> torch.Tensor:
+def sig_mmd2(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own") -> torch.Tensor:
     """Unbiased signature-kernel MMD^2 between path samples x and y; differentiable (a training loss)."""
     return mmd2_unbiased(gram(x, x, refine, backend), gram(y, y, refine, backend),
-                         gram(x, y, refine, backend), paired)
+                         gram(x, y, refine, backend))
 
 
 def gram_chunked(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own",
