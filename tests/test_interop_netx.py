@@ -26,6 +26,22 @@ def _fit(w, nwb):
     return w
 
 
+def _shrink_by_exp(layer, e: int) -> None:
+    """Move a layer's (and its recurrent) weights onto weight_exp e: magnitudes shifted right by
+    e (e > 0) or onto the 2**-e grid (e < 0), then onto Lava's grid for their bit width."""
+    for wk, ek, bk in (("weights", "weight_exp", "num_weight_bits"),
+                       ("rec_weights", "rec_weight_exp", "rec_num_weight_bits")):
+        w = getattr(layer, wk)
+        if w is None:
+            continue
+        w = w.astype(np.int64)
+        w = np.sign(w) * (np.abs(w) >> max(e, 0))
+        if e < 0:
+            w = np.sign(w) * (np.abs(w) >> -e << -e)
+        setattr(layer, wk, _fit(w, getattr(layer, bk)).astype(np.int16))
+        setattr(layer, ek, e)
+
+
 def _netx_candidate(rng, max_layers=2, max_n=10):
     """synth's random network (full ranges, all sign modes, graded inputs, recurrence) moved onto
     what netx can express: weights shrunk by weight_exp (-2..7), biases on netx's 64 grid
@@ -33,18 +49,7 @@ def _netx_candidate(rng, max_layers=2, max_n=10):
     recurrent and delayed layers stay: netx.check refuses the few whose start-up would differ."""
     net = synth.random_network(rng, max_layers=max_layers, max_n=max_n, p_recurrent=0.3)
     for layer in net.layers:
-        e = int(rng.choice([-2, -1, 0, 0, 1, 2, 3, 7]))
-        for wk, ek, bk in (("weights", "weight_exp", "num_weight_bits"),
-                           ("rec_weights", "rec_weight_exp", "rec_num_weight_bits")):
-            w = getattr(layer, wk)
-            if w is None:
-                continue
-            w = w.astype(np.int64)
-            w = np.sign(w) * (np.abs(w) >> max(e, 0))
-            if e < 0:
-                w = np.sign(w) * (np.abs(w) >> -e << -e)
-            setattr(layer, wk, _fit(w, getattr(layer, bk)).astype(np.int16))
-            setattr(layer, ek, e)
+        _shrink_by_exp(layer, int(rng.choice([-2, -1, 0, 0, 1, 2, 3, 7])))
         if rng.random() < 0.15:
             layer.vth = int(rng.choice(chip.VTH_RANGE))
         bexp = rng.choice([6, 7], size=layer.n_out)
@@ -270,18 +275,7 @@ def _netx_conv_candidate(rng):
                                           kinds=("conv", "conv", "pool", "dense", "delay"))
     for layer in net.layers:
         if layer.kind in ("dense", "delay"):
-            e = int(rng.choice([-1, 0, 0, 1, 3]))
-            for wk, ek, bk in (("weights", "weight_exp", "num_weight_bits"),
-                               ("rec_weights", "rec_weight_exp", "rec_num_weight_bits")):
-                w = getattr(layer, wk)
-                if w is None:
-                    continue
-                w = w.astype(np.int64)
-                w = np.sign(w) * (np.abs(w) >> max(e, 0))
-                if e < 0:
-                    w = np.sign(w) * (np.abs(w) >> -e << -e)
-                setattr(layer, wk, _fit(w, getattr(layer, bk)).astype(np.int16))
-                setattr(layer, ek, e)
+            _shrink_by_exp(layer, int(rng.choice([-1, 0, 0, 1, 3])))
         bexp = rng.choice([6, 7], size=layer.n_out)
         layer.bias_exp = bexp.astype(np.int8)
         layer.bias_mant = np.where(bexp == 7, layer.bias_mant // 2, layer.bias_mant).astype(np.int16)

@@ -120,16 +120,23 @@ def add_row_scaled(acc, row, x):
 
 
 @njit(cache=True, inline="always")
-def event_step(acc, x, rows, graded, idx):
-    """The projection step: acc += rows[j] (* x[j] for graded payloads) for every x[j] != 0.
-
-    The non-zero inputs' indices are gathered into idx (scratch of n_in) first, without a
-    branch (a data-dependent branch per input costs a misprediction per spike), then their rows
-    are added."""
+def gather(x, idx):
+    """idx[:cnt] = the indices of x's non-zero entries; returns cnt. Without a branch: a
+    data-dependent branch per input costs a misprediction per spike."""
     cnt = 0
     for j in range(x.shape[0]):
         idx[cnt] = j
         cnt += x[j] != 0
+    return cnt
+
+
+@njit(cache=True, inline="always")
+def event_step(acc, x, rows, graded, idx):
+    """The projection step: acc += rows[j] (* x[j] for graded payloads) for every x[j] != 0.
+
+    The non-zero inputs' indices are gathered into idx (scratch of n_in) first (gather), then
+    their rows are added."""
+    cnt = gather(x, idx)
     for i in range(cnt):
         j = idx[i]
         if graded:
@@ -215,13 +222,9 @@ def conv_step(acc, x, kt, pos, hmap, wmap, Wo, og, graded, idx):
     (column) that tap i (j) of an input in row h (column w) lands on, or -1 (see conv_kernel);
     Wo the output width, og the output channels per group. A spike adds, for every tap landing
     on the grid, one row of its group's output channels -- network.Conv2d's cross-correlation,
-    turned around. int32 is exact:
-    network.IntLayer bounds every conv sum below 2**31. The message is then chip.conv_out(acc)."""
+    turned around. int32 is exact: network.IntLayer bounds every conv sum below 2**31. The message is then chip.conv_out(acc)."""
     kh, kw, Co = kt.shape[1], kt.shape[2], kt.shape[3]
-    cnt = 0
-    for j in range(x.shape[0]):
-        idx[cnt] = j
-        cnt += x[j] != 0
+    cnt = gather(x, idx)
     for q in range(cnt):
         j = idx[q]
         val = np.int32(x[j]) if graded else np.int32(1)

@@ -295,7 +295,8 @@ def write(graph, path) -> Path:
 NEURONS = ("LIF", "CubaLIF", "IF", "LI", "CubaLI")
 
 
-def _arr(node, key, n, default=None):
+def _param(node, key, default=None):
+    """A node's parameter (or default) as a float64 array, None when it has neither."""
     v = getattr(node, key, None)
     if v is None:
         if default is None:
@@ -303,7 +304,14 @@ def _arr(node, key, n, default=None):
         v = default
     if isinstance(v, torch.Tensor):
         v = v.detach().cpu().numpy()
-    v = np.asarray(v, np.float64).reshape(-1)
+    return np.asarray(v, np.float64)
+
+
+def _arr(node, key, n, default=None):
+    v = _param(node, key, default)
+    if v is None:
+        return None
+    v = v.reshape(-1)
     return np.full(n, v[0]) if v.size == 1 else v
 
 
@@ -577,14 +585,9 @@ def _arr_map(node, key, out_map, default=None):
     """A neuron parameter of a map layer: scalar, per channel (C, 1, 1), or per neuron (C, H, W)
     in NIR's order -> per neuron in neurohw's (H, W, C) order."""
     H, W, C = out_map
-    v = getattr(node, key, None)
+    v = _param(node, key, default)
     if v is None:
-        if default is None:
-            return None
-        v = default
-    if isinstance(v, torch.Tensor):
-        v = v.detach().cpu().numpy()
-    v = np.asarray(v, np.float64)
+        return None
     if v.size == C * H * W:
         full = v.reshape(C, H, W)
     elif v.size in (1, C):
