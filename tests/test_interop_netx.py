@@ -183,26 +183,8 @@ def test_slayer_trained_network_imports_and_matches_netx_in_lava(tmp_path):
     x = (rng.random((N, T, n_in)) < rates[:, None, :]).astype(np.float32)
     params = dict(threshold=1.0, current_decay=0.25, voltage_decay=0.03, requires_grad=False)
 
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.blocks = torch.nn.ModuleList([
-                slayer.block.cuba.Dense(params, n_in, 16, weight_norm=False),
-                slayer.block.cuba.Dense(params, 16, 2, weight_norm=False)])
-
-        def forward(self, s):
-            for b in self.blocks:
-                s = b(s)
-            return s
-
-        def export_hdf5(self, path):
-            import h5py
-            with h5py.File(path, "w") as h:
-                layer = h.create_group("layer")
-                for i, b in enumerate(self.blocks):
-                    b.export_hdf5(layer.create_group(f"{i}"))
-
-    model = Net()
+    model = _slayer_net([slayer.block.cuba.Dense(params, n_in, 16, weight_norm=False),
+                         slayer.block.cuba.Dense(params, 16, 2, weight_norm=False)])
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     xt = torch.tensor(x).permute(0, 2, 1)          # slayer: [N, C, T]
     yt = torch.tensor(labels)
@@ -376,7 +358,9 @@ def test_layout_helpers_invert_each_other():
     assert p[(1 * 5 + 3) * 4 + 2] == (3 * 4 + 2) * 2 + 1
 
 
-def _slayer_net(blocks, C, H, W):
+def _slayer_net(blocks, chw=None):
+    """A torch module of lava-dl slayer blocks whose export_hdf5 writes them with slayer's own block
+    exporters, behind an input block holding the (C, H, W) shape when chw is given."""
     import torch
 
     class Net(torch.nn.Module):
@@ -390,15 +374,15 @@ def _slayer_net(blocks, C, H, W):
             return s
 
         def export_hdf5(self, path):
-            """lava-dl's block exporters, behind an input block holding the (C, H, W) shape."""
             import h5py
             with h5py.File(path, "w") as h:
                 layer = h.create_group("layer")
-                g = layer.create_group("0")
-                g.create_dataset("type", (1,), "S10", [b"input"])
-                g.create_dataset("shape", data=np.array([C, H, W]))
+                if chw is not None:
+                    g = layer.create_group("0")
+                    g.create_dataset("type", (1,), "S10", [b"input"])
+                    g.create_dataset("shape", data=np.array(chw))
                 for i, b in enumerate(self.blocks):
-                    b.export_hdf5(layer.create_group(f"{i + 1}"))
+                    b.export_hdf5(layer.create_group(f"{i + (chw is not None)}"))
     return Net()
 
 
@@ -421,7 +405,7 @@ def test_slayer_trained_conv_network_imports_and_matches_netx_in_lava(tmp_path):
         slayer.block.cuba.Conv(params, 4, 6, 3, stride=2, padding=(1, 0), groups=2, weight_scale=2,
                                weight_norm=False),
         slayer.block.cuba.Flatten(),
-        slayer.block.cuba.Dense(params, 6 * 5 * 3, 2, weight_norm=False)], C, H, W)
+        slayer.block.cuba.Dense(params, 6 * 5 * 3, 2, weight_norm=False)], (C, H, W))
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     xt, yt = torch.tensor(x), torch.tensor(labels)           # slayer: [N, C, H, W, T]
     for _ in range(5):
@@ -457,7 +441,7 @@ def test_slayer_pool_block_imports_as_the_conv_netx_runs(tmp_path):
         slayer.block.cuba.Conv(params, C, 4, 3, padding=1, weight_scale=3, weight_norm=False),
         slayer.block.cuba.Pool(params, 2, weight_scale=2),
         slayer.block.cuba.Flatten(),
-        slayer.block.cuba.Dense(params, 4 * 4 * 3, 3, weight_scale=3, weight_norm=False)], C, H, W)
+        slayer.block.cuba.Dense(params, 4 * 4 * 3, 3, weight_scale=3, weight_norm=False)], (C, H, W))
     rng = np.random.default_rng(3)
     x = (rng.random((3, C, H, W, T)) < 0.3).astype(np.float32)
     with torch.no_grad():

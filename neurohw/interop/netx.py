@@ -738,7 +738,7 @@ def run_many(items) -> list[RunResult]:
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIFReset
 
-    from ._netx_lava import NetxRecLIF
+    from ..lava.record import RecLIFResetModel
 
     items = [tuple(it) + (None,) * (4 - len(it)) for it in items]
     parts = []                               # (item index, raster rows)
@@ -782,7 +782,7 @@ def run_many(items) -> list[RunResult]:
     first = nets[0]
     out = [[] for _ in items]
     cfg = Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True,
-                       exception_proc_model_map={LIFReset: NetxRecLIF})
+                       exception_proc_model_map={LIFReset: RecLIFResetModel})
     try:
         with tmp:
             try:

@@ -30,14 +30,14 @@ class Recorder:
             return
         steps = int(self.proc_params["record_steps"])
         if getattr(self, "_rec", None) is None:
-            n = self.u.shape[0]
+            n = self.u.size                # a map-shaped process (netx's conv blocks) records C-order flat
             self._rec = dict(spikes=np.zeros((steps, n), np.uint8), u=np.zeros((steps, n), np.int32),
                              v=np.zeros((steps, n), np.int32))
         t = self.time_step - 1
         if 0 <= t < steps:
-            self._rec["spikes"][t] = np.asarray(s) != 0
-            self._rec["u"][t] = self.u
-            self._rec["v"][t] = self.v
+            self._rec["spikes"][t] = np.asarray(s).reshape(-1) != 0
+            self._rec["u"][t] = self.u.reshape(-1)
+            self._rec["v"][t] = self.v.reshape(-1)
         if t == steps - 1:             # the last step: one file, written atomically
             tmp = f"{path}.tmp.npz"
             np.savez(tmp, **self._rec)
