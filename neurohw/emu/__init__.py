@@ -49,8 +49,8 @@ def rec_rows(rec_weights) -> np.ndarray:
 
 
 # neuron_layer's conv argument when the projection is not a conv (same types: one compilation)
-NO_CONV = (np.zeros((1, 1, 1, 1), np.int32), np.zeros((1, 4), np.int64), np.zeros((1, 1), np.int64),
-           np.zeros((1, 1), np.int64), 0, 0)
+NO_CONV = (np.zeros(1, np.int32), np.zeros((1, 3), np.int64), np.zeros(2, np.int64), np.zeros(1, np.int64),
+           np.zeros(1, np.int64), 0, 0)
 
 
 def layer_block(x, weights, pl: project.Plan, p: dict, rows_rec, graded: bool, sample_ids, probes: bool,

@@ -6,7 +6,8 @@ each with neuron_step (chip.lif_update plus Dense outputs and noise), the one de
 neuron that every backend shares. Layer l is at rest until step l + 1 (docs/timing.md).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, dense_out, lif_update, wrap32
 from ..noise import noise_terms
@@ -14,6 +15,20 @@ from .project import conv_step, event_step, matvec_step
 
 
 PROJ_SUMS, PROJ_EVENT, PROJ_MATVEC, PROJ_CONV = 0, 1, 2, 3    # neuron_layer's input projections
+
+
+def as_int64(x):
+    """An exact integer sum held as int32, int64, float32 or float64, as int64 (compiled only)."""
+    raise NotImplementedError
+
+
+@overload(as_int64, inline="always")
+def _as_int64(x):
+    # float32 sums are exact integers below 2**24 (project.plan): through int32, the conversion
+    # vectorizes (AVX2 has float32 -> int32 lanes, but no float -> int64 ones)
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: np.int64(np.int32(x))
+    return lambda x: np.int64(x)
 
 
 @njit(cache=True, inline="always")
@@ -76,7 +91,7 @@ def _neurons(u, v, s_out, su, sv, sums, acc_rec, a, rec, w_exp, r_exp, graded, d
     updates, so that neither loop carries a branch on rec, graded, w_exp or probes and both
     vectorize."""
     for k in range(u.shape[0]):
-        a[k] = neuron_input(np.int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp, graded)
+        a[k] = neuron_input(as_int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp, graded)
     wraps = 0
     sats = 0
     for k in range(u.shape[0]):
@@ -132,7 +147,8 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
                     matvec_step(acc, x[b, t - 1], rows)
                 elif proj == PROJ_CONV:   # int32 scratch (typing: acc is float in dense-path builds)
                     cacc[:] = 0
-                    conv_step(cacc, x[b, t - 1], conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], graded, idx)
+                    conv_step(cacc, x[b, t - 1], conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], conv[6], graded,
+                              idx)
                     for k in range(n):
                         acc[k] = conv_out(cacc[k])
                 else:

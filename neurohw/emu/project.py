@@ -213,44 +213,41 @@ def project_dense(x: np.ndarray, weights: np.ndarray, p: Plan, rows: np.ndarray 
 # Conv2d / sum-pool projection, event-driven: per non-zero input, scatter its kernel rows
 # ----------------------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
-def conv_step(acc, x, kt, pos, hmap, wmap, Wo, og, graded, idx):
+def conv_step(acc, x, ktf, pos, start, tout, ttap, Co, og, graded, idx):
     """Scatter the kernel of every non-zero input of x into acc (int32, zeroed by the caller).
 
-    kt: the kernel as (C / groups, kh, kw, C_out), so that one tap of one input channel is a
-    contiguous row of output channels. pos[j] = (h, w, channel within its group,
-    first output channel of its group) of input j; hmap[h, i] (wmap[w, j]) is the output row
-    (column) that tap i (j) of an input in row h (column w) lands on, or -1 (see conv_kernel);
-    Wo the output width, og the output channels per group. A spike adds, for every tap landing
-    on the grid, one row of its group's output channels -- network.Conv2d's cross-correlation,
-    turned around. int32 is exact: network.IntLayer bounds every conv sum below 2**31. The message is then chip.conv_out(acc)."""
-    kh, kw, Co = kt.shape[1], kt.shape[2], kt.shape[3]
+    The tables come from conv_kernel: ktf the kernel flattened from (C / groups, kh, kw, C_out),
+    so that one tap of one input channel is a contiguous row of output channels; pos[j] = (pixel
+    h * W + w, first kernel tap of its channel within the group, first output channel of its
+    group) of input j; a pixel p's
+    taps that land on the output grid are start[p]..start[p + 1] of tout (the output pixel) and
+    ttap (the tap, i * kw + j). A spike adds, per landing tap, one row of its group's og output
+    channels -- network.Conv2d's cross-correlation, turned around. The indices are unsigned, so
+    that the row add carries no wraparound test (2x faster than views here). int32 is exact:
+    network.IntLayer bounds every conv sum below 2**31. The message is then chip.conv_out(acc)."""
     cnt = gather(x, idx)
     for q in range(cnt):
         j = idx[q]
         val = np.int32(x[j]) if graded else np.int32(1)
-        h, w, cl, o0 = pos[j, 0], pos[j, 1], pos[j, 2], pos[j, 3]
-        for i in range(kh):
-            ho = hmap[h, i]
-            if ho < 0:
-                continue
-            for jj in range(kw):
-                wo = wmap[w, jj]
-                if wo < 0:
-                    continue
-                base = (ho * Wo + wo) * Co + o0
-                a = acc[base:base + og]         # views: the add then vectorizes (~4x faster
-                r = kt[cl, i, jj, o0:o0 + og]   # than indexing acc and the kernel directly)
-                for e in range(og):
-                    a[e] += r[e] * val
+        p, kcl, o0 = pos[j, 0], np.uint64(pos[j, 1]), np.uint64(pos[j, 2])
+        for e in range(start[p], start[p + 1]):
+            base = np.uint64(tout[e]) * np.uint64(Co) + o0
+            kb = (kcl + np.uint64(ttap[e])) * np.uint64(Co) + o0
+            if og == 1:                  # depthwise (sum-pool): one synapse, no loop set-up
+                acc[base] += ktf[kb] * val
+            else:
+                for z in range(np.uint64(og)):
+                    acc[base + z] += ktf[kb + z] * val
 
 
 def conv_kernel(layer) -> tuple:
-    """A conv / pool layer's kernel and geometry as conv_step takes them: (kt, pos, hmap, wmap,
-    Wo, og).
+    """A conv / pool layer's kernel and geometry as conv_step takes them:
+    (ktf, pos, start, tout, ttap, Co, og).
 
-    kt (C / groups, kh, kw, C_out) int32; pos [n_in, 4]: each input's (h, w, channel in group,
-    first output channel of the group); hmap [H, kh]: the output row of tap i for input row h,
-    or -1 where h + ph - i dh is off the stride grid or the map; wmap [W, kw] likewise."""
+    The tap table is per input pixel, not per synapse (H * W * kh * kw entries at most): for input
+    pixel (h, w), tap (i, j) lands on output (ho, wo) when h + ph - i dh is on the stride grid and
+    the map, likewise for w. pos[j, 1] already holds (channel in group) * kh * kw, so that
+    pos[j, 1] + ttap is the kernel row."""
     c = layer.conv
     co, kh, kw, cg = layer.weights.shape
     (H, W, C), (Ho, Wo, _) = c.in_shape, layer.shape
@@ -262,7 +259,14 @@ def conv_kernel(layer) -> tuple:
         o = n // s
         return np.where((n >= 0) & (n % s == 0) & (o < out), o, -1).astype(np.int64)
 
+    hmap, wmap = tap_map(H, kh, sh, ph, dh, Ho), tap_map(W, kw, sw, pw, dw, Wo)
+    # every (pixel, tap) pair, kept where both its row and column land: [H, W, kh, kw]
+    ho, wo = hmap[:, None, :, None], wmap[None, :, None, :]
+    ok = np.broadcast_to((ho >= 0) & (wo >= 0), (H, W, kh, kw)).reshape(H * W, kh * kw)
+    out_pix = np.broadcast_to(ho * Wo + wo, (H, W, kh, kw)).reshape(H * W, kh * kw)
+    tap = np.broadcast_to(np.arange(kh * kw), (H * W, kh * kw))
+    start = np.concatenate([[0], np.cumsum(ok.sum(axis=1))]).astype(np.int64)
     h, w, ch = np.unravel_index(np.arange(H * W * C), (H, W, C))
-    pos = np.stack([h, w, ch % cg, (ch // cg) * og], axis=1).astype(np.int64)
-    kt = np.ascontiguousarray(np.transpose(layer.weights, (3, 1, 2, 0)), np.int32)
-    return kt, pos, tap_map(H, kh, sh, ph, dh, Ho), tap_map(W, kw, sw, pw, dw, Wo), Wo, og
+    pos = np.stack([h * W + w, (ch % cg) * kh * kw, (ch // cg) * og], axis=1).astype(np.int64)
+    ktf = np.ascontiguousarray(np.transpose(layer.weights, (3, 1, 2, 0)), np.int32).ravel()
+    return ktf, pos, start, out_pix[ok].astype(np.int64), tap[ok].astype(np.int64), co, og

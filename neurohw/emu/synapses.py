@@ -2,7 +2,7 @@
 
 A Conv input's spike (or payload) scatters its kernel into the output map: for every tap that
 lands on the output grid, one contiguous row of output channels (conv_step, straight from the
-kernel; no per-synapse table). A DelayDense is held as event rows (like a transposed sparse
+kernel and a per-pixel table of the taps that land; no per-synapse table). A DelayDense is held as event rows (like a transposed sparse
 matrix): for input j, the entries ptr[j]:ptr[j + 1] give each synapse's target neuron, weight
 and delay, each bound for its delay slot of a ring buffer.
 
@@ -87,7 +87,7 @@ def delay_step(ring, tmp, t, x, ptr, post, w, delay, weight_exp, graded, msg):
 
 # ---- block functions (a whole [batch, steps] block, parallel over samples) -------------------
 @njit(parallel=True, cache=True)
-def conv_block(x, kt, pos, hmap, wmap, Wo, og, graded, out):
+def conv_block(x, ktf, pos, start, tout, ttap, Co, og, graded, out):
     """out[b, t] = Conv's message from x[b, t] (received at step t + 1), int32."""
     B, T, n = out.shape
     for b in prange(B):
@@ -95,7 +95,7 @@ def conv_block(x, kt, pos, hmap, wmap, Wo, og, graded, out):
         idx = np.empty(x.shape[2], np.int64)
         for t in range(T):
             acc[:] = 0
-            project.conv_step(acc, x[b, t], kt, pos, hmap, wmap, Wo, og, graded, idx)
+            project.conv_step(acc, x[b, t], ktf, pos, start, tout, ttap, Co, og, graded, idx)
             for k in range(n):
                 out[b, t, k] = conv_out(acc[k])
 
