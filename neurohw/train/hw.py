@@ -1,9 +1,10 @@
 """The hardware-exact trainer: the chip's integer arithmetic forward, surrogate gradients back.
 
-The integer network runs first, for the whole batch and all steps, through the emulator's own
-layer kernel (neurohw.emu.layer_block: the same projections and compiled neuron, noise draws
-included), so the spikes, u and v are the emulator's bit for bit; inputs that are not binary
-spikes go step by step through neurohw.emu.kernel.layer_step instead. Beside it runs the float graph of the same fake-quantized layer; after each step its u and v
+The integer network runs first, for the whole batch and all steps: it is the emulator's run
+(neurohw.emu.run) of the network the plans make (quant.to_int_network), every layer kind, noise
+draws included, so the spikes, u and v are the emulator's bit for bit; inputs that are not
+binary spikes go step by step through neurohw.emu.kernel.layer_step instead. Beside it runs the
+float graph of the same fake-quantized layer; after each step its u and v
 are moved onto the integer values (a straight-through correction), so the loss sees exactly the
 chip's trajectory while gradients follow the float dynamics and the layer's surrogate.
 """
@@ -14,9 +15,10 @@ import torch
 from torch import nn
 
 from .. import chip
-from ..emu import layer_block, project, rec_rows
+from ..emu import run as emu_run
 from ..emu.kernel import layer_step
 from ..noise import NOISE_TABLES
+from ..quant.core import to_int_network
 from .escape import spike_as
 from .model import SpikingNet, lif_step
 
@@ -35,23 +37,6 @@ def _int_params(m, lq) -> dict:
         bias=chip.effective_bias(mant, exp), vth_eff=lq.vth << chip.VTH_SHIFT,
         noise=(chip.NOISE_INJECT.index(lq.noise.inject), chip.NOISE_DIST.index(lq.noise.dist),
                lq.noise.mant, lq.noise.exp, lq.noise.seed))
-
-
-def _int_forward(x: np.ndarray, mods, plans, ints, ids) -> list:
-    """The integer network on binary input x [B, T, n_in] uint8, layer by layer over the whole
-    block, with the emulator's kernel: per layer (spikes, u, v, wraps, sats)."""
-    out = []
-    for l, (m, lq, ip) in enumerate(zip(mods, plans, ints)):
-        w = ip["w"].numpy().astype(np.int16)
-        pl = project.plan(w, 1, False, np.count_nonzero(x) / max(x.size, 1))
-        rec = ip["rec"]
-        rows_rec = rec_rows(None if rec is None else rec.numpy().astype(np.int64))
-        p = dict(rec=rec is not None, w_exp=lq.weight_exp, r_exp=lq.rec_weight_exp, du=lq.du, dv=lq.dv,
-                 vth_eff=ip["vth_eff"], bias=np.ascontiguousarray(ip["bias"], np.int64), noise=ip["noise"], layer=l)
-        res = layer_block(x, w, pl, p, rows_rec, False, ids, True)
-        out.append(res)
-        x = res[0]
-    return out
 
 
 def _acc(src: torch.Tensor, w: torch.Tensor) -> np.ndarray:
@@ -120,17 +105,18 @@ class HwExactNet(nn.Module):
         out_s, out_u, out_v = ([[] for _ in mods] for _ in range(3))
         rec_int = {k: [[] for _ in mods] for k in ("spikes", "u", "v")}
         xb = x.detach().numpy()
-        # the block path covers Dense layers; conv, pool and delayed layers go step by step
-        fast = bool(((xb == 0) | (xb == 1)).all()) and all(
-            m.spec.kind == "dense" and not m.spec.max_delay and not m.spec.rec_max_delay for m in mods)
+        # binary spikes: the integer network is the emulator's run of the quantized network, every
+        # layer kind included; other inputs go step by step through layer_step
+        fast = bool(((xb == 0) | (xb == 1)).all())
         kernels = [m.delay_kernel() for m in mods]      # delayed layers: slots of past source spikes
         hist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in kernels]
         rkernels = [m.rec_kernel() for m in mods]
         rhist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in rkernels]
         if fast:                                   # binary spikes: the whole integer network at once
-            blocks = _int_forward(xb.astype(np.uint8), mods, self.plans, ints, ids)
-            for l, blk in enumerate(blocks):
-                wraps[l], sats[l] = blk[3], blk[4]
+            res = emu_run(to_int_network(self.net, self.plans), xb.astype(np.uint8), probes=True, sample_ids=ids,
+                          flags=True)
+            blocks = list(zip(res.spikes, res.u, res.v))
+            wraps, sats = list(res.wraps), list(res.sats)
             # scaled once per layer (float64 division, then x's dtype): one op instead of one per step
             # (in NumPy: the same float64 division, ~10x faster here than torch's int -> double -> div chain)
             s_all = [torch.from_numpy(blk[0].astype(np.float32)).to(x.dtype) for blk in blocks]
