@@ -202,13 +202,13 @@ def main():
     # (ii) throughput against the ceilings, same spikes
     net = dense_net(rng, [700, 256, 256, 20], vth=100)
     s = Same(net, (rng.random((256, 100, 700)) < 0.05).astype(np.uint8))
-    t = s.times(repeats, forced=("event", "matvec", "dense"))
+    t = s.times(repeats, forced=("event", "matvec", "table", "dense"))
     plans = emu.run(net, s.x[:8], flags=True).plans
     rates = ", ".join(f"{r.mean():.3f}" for r in s.res.spikes)
     print("(ii) 700->256->256->20, batch 256 x 100 steps, 5% input density "
           f"(layer rates {rates}; {s.events / 1e6:.1f} M synaptic events, {s.updates / 1e6:.1f} M neuron updates)")
     print("    auto plan: " + ", ".join(f"{p.path}/{p.acc}" for p in plans))
-    for k in ("emulator", "emu event", "emu matvec", "emu dense", "slice-add", "gemm"):
+    for k in ("emulator", "emu event", "emu matvec", "emu table", "emu dense", "slice-add", "gemm"):
         extra = f"  {s.updates / t[k] / 1e9:5.2f} G neuron updates/s" if k.startswith("emu") else ""
         print(f"    {k:10s} {t[k] * 1e3:8.2f} ms  {s.events / t[k] / 1e9:6.2f} G synaptic events/s{extra}")
     print(f"    emulator / slice-add ceiling: {t['slice-add'] / t['emulator']:.0%} of the ceiling's speed;  "

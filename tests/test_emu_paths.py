@@ -1,4 +1,4 @@
-"""The emulator's projection paths (event and matvec int32 / int64, dense float32 / float64) give the same
+"""The emulator's projection paths (event, matvec and table int32 / int64, dense float32 / float64) give the same
 spikes, u, v and wrap / saturation counts as a plain int64 step-by-step oracle, on random
 networks and on weights that sit exactly at each exactness bound."""
 import numpy as np
@@ -9,8 +9,8 @@ from neurohw.emu import project
 from neurohw.emu.reference import reference_run
 
 FORCED = [("event", "int32"), ("event", "int64"), ("matvec", "int32"), ("matvec", "int64"),
-          ("dense", "float32"), ("dense", "float64"),
-          ("event", "auto"), ("matvec", "auto"), ("dense", "auto"), ("auto", "auto")]
+          ("table", "int32"), ("table", "int64"), ("dense", "float32"), ("dense", "float64"),
+          ("event", "auto"), ("matvec", "auto"), ("table", "auto"), ("dense", "auto"), ("auto", "auto")]
 
 
 def check_all_paths(net, x, ids=None):
@@ -20,8 +20,8 @@ def check_all_paths(net, x, ids=None):
     for path, acc in FORCED:
         try:
             got = emu.run(net, x, probes=True, sample_ids=ids, path=path, acc=acc, flags=True)
-        except ValueError as e:      # a forced accumulator that is not exact for some layer
-            assert "not exact" in str(e), e
+        except ValueError as e:      # a forced accumulator that is not exact for some layer,
+            assert "not exact" in str(e) or "needs binary" in str(e), e     # or a table for payloads
             continue
         for name in ("spikes", "u", "v"):
             for i, (a, b) in enumerate(zip(getattr(got, name), getattr(ref, name))):
@@ -77,7 +77,7 @@ def test_int32_bound_exactly():
     assert "int32" in project.exact_accs(net.layers[0].weights, 1, False)
     x = np.ones((1, 2, n), np.uint8)
     ran, _, _ = check_all_paths(net, x)
-    assert ("event", "int32") in ran and ("dense", "float64") in ran
+    assert {("event", "int32"), ("table", "int32"), ("dense", "float64")} <= set(ran)
     net = edge_net([-256, 2], n + 1, weight_exp=-8)
     assert "int32" not in project.exact_accs(net.layers[0].weights, 1, False)
     # two neurons: the matrix-vector step is the cheaper one, and it must fall back to int64 too
@@ -87,7 +87,8 @@ def test_int32_bound_exactly():
         with pytest.raises(ValueError, match="not exact"):
             emu.run(net, np.ones((1, 2, n + 1), np.uint8), path=path, acc="int32")
     ran, _, _ = check_all_paths(net, np.ones((1, 2, n + 1), np.uint8))
-    assert {("event", "int64"), ("matvec", "int64")} <= set(ran) and ("event", "int32") not in ran
+    assert {("event", "int64"), ("matvec", "int64"), ("table", "int64")} <= set(ran)
+    assert ("event", "int32") not in ran and ("table", "int32") not in ran
 
 
 @pytest.mark.parametrize("bits", [16, 17, 24])
@@ -133,3 +134,27 @@ def test_bad_path_names():
         emu.run(net, np.zeros((1, 2, 2), np.uint8), path="event", acc="float32")
     with pytest.raises(ValueError, match="needs path"):
         emu.run(net, np.zeros((1, 2, 2), np.uint8), path="matvec", acc="float64")
+
+
+@pytest.mark.parametrize("n_in", [1, 3, 4, 5, 13, 64])
+def test_table_rows_are_subset_sums(n_in):
+    """Row g * 16 + p of the group table is the sum of the weights of group g's inputs set in p,
+    zero for the padding of a last partial group; a dense random raster (every pattern, auto picks
+    the table above TABLE_MIN_DENSITY) runs equal to the oracle."""
+    rng = np.random.default_rng(n_in)
+    w = rng.integers(-128, 128, (7, n_in)) * 2          # mixed-sign 8-bit weights: even values
+    t = project.table_rows(w)
+    assert t.dtype == np.int16 and t.shape == (-(-n_in // 4) * 16, 7)
+    for g in range(-(-n_in // 4)):
+        for p in range(16):
+            cols = [4 * g + b for b in range(4) if p >> b & 1 and 4 * g + b < n_in]
+            np.testing.assert_array_equal(t[g * 16 + p], w[:, cols].sum(axis=1))
+    assert project.plan(w, 1, False, project.TABLE_MIN_DENSITY).path in ("table", "matvec")
+    assert project.plan(w, 1, False, project.TABLE_MIN_DENSITY - 0.01).path != "table"
+    assert project.plan(w, 255, True, 1.0).path != "table"
+    net = IntNetwork(n_in=n_in, layers=[IntLayer(weights=w.astype(np.int16), vth=300, du=100, dv=200),
+                                        IntLayer(weights=(rng.integers(-128, 128, (300, 7)) * 2).astype(np.int16), vth=900,
+                                                 du=4095, dv=300)])
+    x = (rng.random((3, 20, n_in)) < 0.6).astype(np.uint8)
+    ran, _, _ = check_all_paths(net, x)
+    assert ("table", "int32") in ran

@@ -7,7 +7,7 @@ from .. import chip
 from ..network import IntNetwork, RunResult
 from ..noise import NOISE_TABLES
 from . import project, synapses
-from .kernel import PROJ_CONV, PROJ_EVENT, PROJ_MATVEC, PROJ_SUMS, neuron_layer
+from .kernel import PROJ_CONV, PROJ_EVENT, PROJ_MATVEC, PROJ_SUMS, PROJ_TABLE, neuron_layer
 
 
 def check_raster(net: IntNetwork, raster) -> np.ndarray:
@@ -57,19 +57,21 @@ def layer_block(x, weights, pl: project.Plan, p: dict, rows_rec, graded: bool, s
                 conv: tuple | None = None, n_out: int | None = None):
     """One layer over the whole block: its projection as pl says, then its neurons.
 
-    The event, matvec and conv paths are fused into the neuron kernel (one projection step per
+    The event, matvec, table and conv paths are fused into the neuron kernel (one projection step per
     sample and step; conv: project.conv_kernel(layer) and n_out the layer's size, its message
     entering with weight_exp 0);
     the dense path computes all sums first. Returns (spikes, u, v, wraps, sats)."""
     B, T, _ = x.shape
     n = weights.shape[0] if n_out is None else n_out
-    proj = {"event": PROJ_EVENT, "matvec": PROJ_MATVEC, "conv": PROJ_CONV, "dense": PROJ_SUMS}[pl.path]
+    proj = {"event": PROJ_EVENT, "matvec": PROJ_MATVEC, "table": PROJ_TABLE, "conv": PROJ_CONV,
+            "dense": PROJ_SUMS}[pl.path]
     if pl.path == "dense":
         sums = project.project_dense(x, weights, pl)
         rows, xin = np.zeros((1, n), np.int16), np.zeros((1, 1, 0), x.dtype)
     else:
         rows = (np.ascontiguousarray(weights, np.int16) if pl.path == "matvec" else
-                project.weight_rows(weights) if pl.path == "event" else np.zeros((1, n), np.int16))
+                project.weight_rows(weights) if pl.path == "event" else
+                project.table_rows(weights) if pl.path == "table" else np.zeros((1, n), np.int16))
         sums, xin = np.zeros((1, 1, n), pl.acc), x
     s = np.zeros((B, T, n), np.uint8)
     u = np.zeros((B, T, n) if probes else (1, 1, n), np.int32)
@@ -88,7 +90,7 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, path: st
 
     sample_ids: the sample index each row is given in the noise hash (default 0..batch-1),
     so a sample draws the same noise wherever it sits in a batch. path / acc force a projection
-    path ('event', 'matvec', 'dense') or accumulator ('int32', 'int64', 'float32', 'float64') for every
+    path ('event', 'matvec', 'table', 'dense') or accumulator ('int32', 'int64', 'float32', 'float64') for every
     layer (for tests and benchmarks; a choice that would not be exact raises); 'auto' picks per
     layer from the weights' bounds and the measured input density (docs/emulator.md).
     flags=True also returns the per-layer counts of u wraps and v saturations (RunResult.wraps / .sats)

@@ -11,10 +11,10 @@ from numba.extending import overload
 
 from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, dense_out, lif_update, wrap32
 from ..noise import noise_terms
-from .project import conv_step, event_step, matvec_step
+from .project import conv_step, event_step, matvec_step, table_step
 
 
-PROJ_SUMS, PROJ_EVENT, PROJ_MATVEC, PROJ_CONV = 0, 1, 2, 3    # neuron_layer's input projections
+PROJ_SUMS, PROJ_EVENT, PROJ_MATVEC, PROJ_CONV, PROJ_TABLE = 0, 1, 2, 3, 4    # neuron_layer's input projections
 
 
 def as_int64(x):
@@ -151,6 +151,9 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
                               idx)
                     for k in range(n):
                         acc[k] = conv_out(cacc[k])
+                elif proj == PROJ_TABLE:
+                    acc[:] = 0
+                    table_step(acc, x[b, t - 1], rows, idx)
                 else:
                     acc[:] = 0
                     event_step(acc, x[b, t - 1], rows, graded, idx)
