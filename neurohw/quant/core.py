@@ -372,22 +372,24 @@ def from_int_network(int_net, readout: bool = False, spiking: Spiking | None = N
 
 def report(net, plans: list[LayerQuant], x: np.ndarray, batch_size: int = 256) -> list[dict]:
     """Per layer: weight error, share of weights moved by more than one grid step (clipped),
-    and, from a hardware-exact pass over x (the emulator's arithmetic), the peak |u| and |v|
-    as a fraction of 2**23 and the counts of u wraps and v saturations."""
-    from ..train.hw import HwExactNet
-    hw = HwExactNet(net, plans)
+    and, from the emulator's run of the quantized network on x (binary spikes), the peak |u|
+    and |v| as a fraction of 2**23 and the counts of u wraps and v saturations."""
+    from ..emu import run as emu_run          # a backend, called from here only
+    inet = to_int_network(net, plans)
+    x = np.asarray(x)
+    if x.dtype.kind == "f" and ((x == 0) | (x == 1)).all():      # spikes held as floats
+        x = x.astype(np.uint8)
     mods = net.modules_in_order
     peak = np.zeros((len(mods), 2))
     wraps = np.zeros(len(mods), np.int64)
     sats = np.zeros(len(mods), np.int64)
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out = hw(torch.as_tensor(x[i:i + batch_size]), record=True,
-                     sample_ids=np.arange(i, min(i + batch_size, len(x))))
-            wraps += out["wraps"]
-            sats += out["sats"]
-            for l in range(len(mods)):
-                peak[l] = np.maximum(peak[l], [np.abs(out["int"]["u"][l]).max(), np.abs(out["int"]["v"][l]).max()])
+    for i in range(0, len(x), batch_size):
+        out = emu_run(inet, x[i:i + batch_size], probes=True,
+                      sample_ids=np.arange(i, min(i + batch_size, len(x))), flags=True)
+        wraps += out.wraps
+        sats += out.sats
+        for l in range(len(mods)):
+            peak[l] = np.maximum(peak[l], [np.abs(out.u[l]).max(), np.abs(out.v[l]).max()])
     rows = []
     for l, (m, lq) in enumerate(zip(mods, plans)):
         w = m.weight.detach().double()
