@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numba import njit, prange
 from torch import nn
 
 from .. import chip
@@ -68,6 +69,77 @@ def _slots(hist: torch.Tensor, w_slots: torch.Tensor, weight_exp: int) -> np.nda
     return msg
 
 
+class _LifBlock(torch.autograd.Function):
+    """A layer's LIF over a whole [B, T, n] block whose values are already known (the chip's),
+    with the gradients of the step-by-step graph of HwExactNet.forward, computed in one reverse
+    sweep instead of one autograd node per operation and step.
+
+    Forward, for t > layer (at rest before, docs/timing.md), with the integer run's s, u, v
+    (u, v in float units) and a[t] the synaptic input: u_f = u[t-1] (1 - du_f) + a[t],
+    v_f = v[t-1] (1 - dv_f) + u_f + bias, xv = v_f - vth; the outputs are the chip's s[t], u[t],
+    v[t] (straight through: d u[t] / d u_f = 1, d v[t] / d v_f = 1 - s[t], plus -v_f d s[t] when
+    the reset is not detached), and d s[t] / d xv = the layer's surrogate at xv. A readout layer
+    has no spikes and no reset."""
+
+    @staticmethod
+    def forward(ctx, a, bias, s, u, v, du_f, dv_f, vth, spiking, has_spikes, layer):
+        # a [B, T - 1, n]: a[:, t - 1] is the input of step t; step 0 never has one
+        u_f = a + u[:, :-1] * (1 - du_f)                      # steps 1 .. T - 1
+        v_f = v[:, :-1] * (1 - dv_f) + u_f + bias
+        xv = v_f - vth
+        ctx.save_for_backward(xv, v_f, s)
+        ctx.du_f, ctx.dv_f, ctx.spiking, ctx.has_spikes = du_f, dv_f, spiking, has_spikes
+        ctx.t0, ctx.bias_shape = min(layer + 1, a.shape[1] + 1), bias.shape
+        return s.view_as(s), u.view_as(u), v.view_as(v)
+
+    @staticmethod
+    def backward(ctx, g_s, g_u, g_v):
+        xv, v_f, s = ctx.saved_tensors
+        sp = ctx.spiking
+        sg = sp.surrogate_grad(xv) if ctx.has_spikes else torch.zeros_like(xv)
+        g_a, g_vf = (np.zeros(xv.shape, np.float32) for _ in range(2))
+        f32 = (lambda t: np.ascontiguousarray(t.detach().numpy(), np.float32))
+        _lif_block_backward(f32(g_s), f32(g_u), f32(g_v), f32(sg), f32(s), f32(v_f), ctx.has_spikes,
+                            not sp.detach_reset, np.float32(1 - ctx.du_f), np.float32(1 - ctx.dv_f), ctx.t0, g_a, g_vf)
+        g_bias = (torch.from_numpy(g_vf).sum((0, 1)).reshape(ctx.bias_shape).to(xv.dtype)
+                  if ctx.needs_input_grad[1] else None)
+        return torch.from_numpy(g_a).to(xv.dtype), g_bias, None, None, None, None, None, None, None, None, None
+
+
+@njit(parallel=True, cache=True)
+def _lif_block_backward(g_s, g_u, g_v, sg, s, v_f, has_spikes, reset_grad, ku, kv, t0, g_a, g_vf):
+    """_LifBlock's reverse sweep, per sample (float32, the step loop's operations): from the
+    output gradients g_s, g_u, g_v [B, T, n] to those of the input a (g_a) and of v_f (g_vf,
+    whose sum is the bias gradient); sg, v_f, g_a, g_vf hold steps 1 .. T - 1 ([B, T - 1, n]).
+    ku = 1 - du_f, kv = 1 - dv_f; steps before t0 are at rest."""
+    B, T, n = g_s.shape
+    rg = np.float32(1.0) if reset_grad else np.float32(0.0)
+    hs = np.float32(1.0) if has_spikes else np.float32(0.0)
+    for b in prange(B):
+        cu = np.zeros(n, np.float32)
+        cv = np.zeros(n, np.float32)
+        for t in range(T - 1, t0 - 1, -1):
+            for k in range(n):         # unit stride over neurons, no branch: vectorizes
+                gv = g_v[b, t, k] + cv[k]
+                gs = g_s[b, t, k] - rg * (gv * v_f[b, t - 1, k])
+                gf = gv * (np.float32(1.0) - hs * s[b, t, k]) + hs * (gs * sg[b, t - 1, k])
+                gu = g_u[b, t, k] + cu[k] + gf
+                g_a[b, t - 1, k] = gu
+                g_vf[b, t - 1, k] = gf
+                cu[k] = gu * ku
+                cv[k] = gf * kv
+
+
+@njit(parallel=True, cache=True)
+def _scaled(a, scale):
+    """a / scale in float64, rounded to float32 (the chip's u or v in float units), one pass."""
+    out = np.empty(a.shape, np.float32)
+    flat, fo = a.reshape(-1), out.reshape(-1)
+    for i in prange(flat.shape[0]):
+        fo[i] = np.float32(np.float64(flat[i]) / scale)
+    return out
+
+
 class HwExactNet(nn.Module):
     """A SpikingNet and its quantization plans, run with the chip's arithmetic.
 
@@ -75,10 +147,11 @@ class HwExactNet(nn.Module):
     values / scale), plus 'int': the integer spikes, u and v per layer as NumPy arrays (with
     record=True) and 'wraps' / 'sats': per-layer counts of u wraps and v saturations."""
 
-    def __init__(self, net: SpikingNet, plans: list):
+    def __init__(self, net: SpikingNet, plans: list, block: bool = True):
         super().__init__()
         self.net = net
         self.plans = plans
+        self.block = block          # False: always the step loop (tests compare the two)
 
     @property
     def layers(self):
@@ -118,11 +191,12 @@ class HwExactNet(nn.Module):
             blocks = list(zip(res.spikes, res.u, res.v))
             wraps, sats = list(res.wraps), list(res.sats)
             # scaled once per layer (float64 division, then x's dtype): one op instead of one per step
-            # (in NumPy: the same float64 division, ~10x faster here than torch's int -> double -> div chain)
-            s_all = [torch.from_numpy(blk[0].astype(np.float32)).to(x.dtype) for blk in blocks]
-            u_all, v_all = ([torch.from_numpy(np.divide(blk[i], float(lq.scale), dtype=np.float64)
-                                              .astype(np.float32)).to(x.dtype)
+            s_all = [torch.from_numpy(blk[0]).to(x.dtype) for blk in blocks]
+            u_all, v_all = ([torch.from_numpy(_scaled(blk[i], float(lq.scale))).to(x.dtype)
                              for blk, lq in zip(blocks, self.plans)] for i in (1, 2))
+        if self.block and fast and tape is None and all(f[1] is None and not m.spec.max_delay
+                                                        for m, f in zip(mods, fake)):
+            return self._block(x, mods, fake, s_all, u_all, v_all, blocks, wraps, sats, record, n_spiking)
         for t in range(T):
             new_g = []
             for l, (m, lq, (w, rec, bias, vth, du_f, dv_f, spiking), ip) in enumerate(zip(mods, self.plans, fake, ints)):
@@ -187,6 +261,33 @@ class HwExactNet(nn.Module):
                               for i, k in enumerate(("spikes", "u", "v"))}
             else:
                 res["int"] = {k: [np.stack(a, 1) for a in val] for k, val in rec_int.items()}
+        return res
+
+
+    def _block(self, x, mods, fake, s_all, u_all, v_all, blocks, wraps, sats, record, n_spiking):
+        """forward for binary input, no recurrence, no delays, no tape: per layer one projection of
+        the whole block and one _LifBlock, the same values and gradients as the step loop."""
+        B, T, _ = x.shape
+        src = x
+        out_s, out_u, out_v = [], [], []
+        for l, (m, (w, rec, bias, vth, du_f, dv_f, spiking)) in enumerate(zip(mods, fake)):
+            n = m.spec.n_out
+            # the input of step t is the projection of the source's step t - 1 (one step of delay)
+            a = m.project(src[:, :-1].reshape(B * (T - 1), -1), w).reshape(B, T - 1, n)
+            has_spikes = l < n_spiking
+            s_in = s_all[l] if has_spikes else s_all[l].new_zeros(B, T, n)
+            s, u, v = _LifBlock.apply(a, bias, s_in, u_all[l], v_all[l], du_f, dv_f, vth, spiking, has_spikes, l)
+            out_s.append(s)
+            out_u.append(u)
+            out_v.append(v)
+            src = s
+        res = {"spikes": out_s[:n_spiking], "wraps": wraps, "sats": sats}
+        if self.net.readout is not None:
+            res["readout_v"] = out_v[-1]
+        if record:
+            res["u"], res["v"] = out_u, out_v
+            res["int"] = {k: [blk[i].astype(np.int64) if k != "spikes" else blk[0] for blk in blocks]
+                          for i, k in enumerate(("spikes", "u", "v"))}
         return res
 
 
