@@ -273,7 +273,7 @@ class HwExactNet(nn.Module):
         for l, (m, (w, rec, bias, vth, du_f, dv_f, spiking)) in enumerate(zip(mods, fake)):
             n = m.spec.n_out
             # the input of step t is the projection of the source's step t - 1 (one step of delay)
-            a = m.project(src[:, :-1].reshape(B * (T - 1), -1), w).reshape(B, T - 1, n)
+            a = m.project(src[:, :-1].reshape(B * (T - 1), src.shape[2]), w).reshape(B, T - 1, n)
             has_spikes = l < n_spiking
             s_in = s_all[l] if has_spikes else s_all[l].new_zeros(B, T, n)
             s, u, v = _LifBlock.apply(a, bias, s_in, u_all[l], v_all[l], du_f, dv_f, vth, spiking, has_spikes, l)
