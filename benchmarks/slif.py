@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurohw import sigkernel as sk
 from neurohw._io import write_json
 from neurohw.slif import Draws, SLIFParams, check
-from neurohw.slif.fast import single_neuron_grad, single_neuron_grad_rng
+from neurohw.slif.discrete import discrete_grad
+from neurohw.slif.fast import marcus_paths, mmd_grad, sig3_tangent, single_neuron_grad, single_neuron_grad_rng
 
 SIGMAS = (0.25, 0.5)
 NS = (16, 32, 64, 128)
@@ -47,23 +47,21 @@ def progress(it, **kw):
         return it
 
 
-def sig_feats(times: torch.Tensor, T: float) -> torch.Tensor:
-    """The 14 depth-3 signature terms of the unscaled Marcus paths of first-3-spike times [B, 3]."""
-    return sk.signature(sk.marcus_path(times, T), 3)
+def sig_feats(times, T: float = 5.0) -> np.ndarray:
+    """The 14 depth-3 signature terms of the unscaled Marcus paths of first-3-spike times [B, 3]
+    (`fast.sig3_tangent`, equal to `sigkernel.signature(marcus_path(.))`)."""
+    t = np.asarray(times, dtype=np.float64)
+    return sig3_tangent(t, np.zeros_like(t))[0]
 
 
-def mmd_paths(times: torch.Tensor, T: float) -> torch.Tensor:
-    return sk.marcus_path(times, T, time_scale=T, count_scale=3.0)
+def sim(p, c, seed, sigma=None):
+    """Times [B, 3] and d times / d c of len(c) fresh trajectories (counter-based streams of seed)."""
+    return single_neuron_grad_rng(p, c, seed, sigma)
 
 
-def sim(p, c, seed):
-    t, d = single_neuron_grad_rng(p, c, seed)
-    return torch.from_numpy(t), torch.from_numpy(d)
-
-
-def mae(model_times: torch.Tensor, data_times: torch.Tensor) -> float:
+def mae(model_times, data_times) -> float:
     """Test metric: MAE of the average first three spike times."""
-    return (model_times.mean(0) - data_times.mean(0)).abs().mean().item()
+    return float(np.abs(np.asarray(model_times).mean(0) - np.asarray(data_times).mean(0)).mean())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -80,19 +78,19 @@ def make_data(seeds: int):
 
 
 def floor(data, draws: int):
-    """Model expected signatures on the grid (CRN), c_grid per seed and per extra data draw,
-    the floor's spread and the true model's MAE; model test times at any c come from the same draws."""
+    """Model expected signatures on the grid (CRN: the same 4,000 draws at every c), c_grid per seed
+    and per extra data draw, the floor's spread and the true model's MAE; model test times at any c
+    come from the same draws."""
     out = {}
     for si, sigma in enumerate(SIGMAS):
         p = SLIFParams(sigma=sigma)
         crn = Draws.sample(p, N_MODEL, 1, torch.Generator().manual_seed(77 + si))
-        E = torch.stack([sig_feats(torch.from_numpy(single_neuron_grad(p, c, crn)[0]), p.T).mean(0)
-                         for c in progress(GRID, desc=f"grid sigma={sigma}")])        # [G, 14]
-        true_t = torch.from_numpy(single_neuron_grad(p, C_TRUE, crn)[0])
+        E = np.stack([sig_feats(single_neuron_grad(p, c, crn)[0]).mean(0) for c in GRID])   # [G, 14]
+        true_t = single_neuron_grad(p, C_TRUE, crn)[0]
 
         def c_grid(train_n):
-            L = ((E - sig_feats(train_n, p.T).mean(0)) ** 2).mean(1)
-            j = int(torch.argmin(L))
+            L = ((E - sig_feats(train_n).mean(0)) ** 2).mean(1)
+            j = int(np.argmin(L))
             return float(GRID[j]), j in (0, len(GRID) - 1)
 
         extra_tr = [sim(p, np.full(128, C_TRUE), 3_000_000 + 1000 * si + k)[0] for k in range(draws)]
@@ -115,103 +113,74 @@ def floor(data, draws: int):
 
 # ------------------------------------------------------------------------------------------------
 class Runs:
-    """All (sigma, n, seed) runs of one loss, flattened: run r has trajectories idx[sigma][r-slice]."""
+    """All (sigma, n, seed) runs of one loss, flattened: run r owns the trajectories traj == r (in
+    run order), all simulated in one call per optimizer step."""
 
     def __init__(self, seeds, ns=NS):
         self.keys = [(sg, n, s) for sg in SIGMAS for n in ns for s in range(seeds)]
         self.c = torch.full((len(self.keys),), C0, dtype=torch.float64, requires_grad=True)
-        self.traj_run = {sg: np.concatenate([np.full(n, r) for r, (g, n, s) in enumerate(self.keys) if g == sg])
-                         for sg in SIGMAS}
+        self.traj = np.concatenate([np.full(n, r) for r, (g, n, s) in enumerate(self.keys)])
+        self.sigma = np.array([self.keys[r][0] for r in self.traj])
+        self.n = np.array([k[1] for k in self.keys], dtype=np.float64)
+
+
+def sig_step_grad(runs, times, dtimes, feats_data):
+    """d/dc_r of sum_r mean_j (E_r sig_j(model) - sig_j(data_r))^2, by the signature's forward tangent."""
+    S, D = sig3_tangent(times, dtimes)
+    R = len(runs.keys)
+    mS = np.zeros((R, 14)); mD = np.zeros((R, 14))
+    np.add.at(mS, runs.traj, S)
+    np.add.at(mD, runs.traj, D)
+    mS /= runs.n[:, None]; mD /= runs.n[:, None]
+    return (2.0 * (mS - feats_data) * mD).mean(1)
 
 
 def train_exact(data, seeds, steps, loss_kind, ns=NS):
+    """RMSprop on every (sigma, n, seed) run at once; per step one compiled simulation of all runs'
+    n fresh trajectories with their exact d t / d c, and the loss's forward tangent."""
     runs = Runs(seeds, ns)
     opt = torch.optim.RMSprop([runs.c], lr=1e-3, alpha=0.7, momentum=0.3)
     hist = np.zeros((steps, len(runs.keys)))
-    feats_data = {}
-    for r, (sg, n, s) in enumerate(runs.keys):
-        tr = data[sg, s][0][:n]
-        feats_data[r] = sig_feats(tr, 5.0).mean(0) if loss_kind == "sig" else mmd_paths(tr, 5.0)
+    p = SLIFParams()
+    if loss_kind == "sig":
+        feats_data = np.stack([sig_feats(data[sg, s][0][:n]).mean(0) for sg, n, s in runs.keys])
+    else:
+        ys = [data[sg, s][0][:n] for sg, n, s in runs.keys]
+        y_all = marcus_paths(np.concatenate(ys), np.zeros((sum(map(len, ys)), 3)), p.T, 3.0)[0]
+        y_run = np.concatenate([np.full(len(y), r) for r, y in enumerate(ys)])
     for it in progress(range(steps), desc=loss_kind):
-        grad = torch.zeros_like(runs.c)
-        for si, sg in enumerate(SIGMAS):
-            p = SLIFParams(sigma=sg)
-            tr_run = runs.traj_run[sg]
-            c_traj = runs.c.detach().numpy()[tr_run]
-            times, dts = sim(p, c_traj, 10_000_000 * (si + 1) + 7919 * it + (0 if loss_kind == "sig" else 1))
-            times = times.requires_grad_(True)
-            rids = np.unique(tr_run)
-            if loss_kind == "sig":
-                f = sig_feats(times, p.T)
-                ridx = torch.from_numpy(tr_run)
-                sums = torch.zeros(len(runs.keys), f.shape[1], dtype=f.dtype).index_add(0, ridx, f)
-                cnt = torch.bincount(ridx, minlength=len(runs.keys)).to(f.dtype)[:, None]
-                means = sums / cnt.clamp(min=1)
-                L = sum(((means[r] - feats_data[r]) ** 2).mean() for r in rids)
-            else:
-                import pysiglib.torch_api as ps
-                x_all = mmd_paths(times, p.T)
-                L = 0.0
-                for r in rids:
-                    x = x_all[torch.from_numpy(tr_run == r)]
-                    y = feats_data[r]
-                    m = x.shape[0]
-                    kxx = ps.sig_kernel_gram(x, x, dyadic_order=MMD_REFINE)
-                    kxy = ps.sig_kernel_gram(x, y, dyadic_order=MMD_REFINE)
-                    L = L + (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) - 2 * kxy.mean()
-            gt, = torch.autograd.grad(L, times)
-            g_traj = (gt * dts).sum(1)
-            grad += torch.zeros_like(grad).index_add(0, torch.from_numpy(tr_run), g_traj)
+        c_traj = runs.c.detach().numpy()[runs.traj]
+        times, dts = sim(p, c_traj, 10_000_000 + 7919 * it + (0 if loss_kind == "sig" else 1), runs.sigma)
+        if loss_kind == "sig":
+            grad = sig_step_grad(runs, times, dts, feats_data)
+        else:
+            x, dx = marcus_paths(times, dts, p.T, 3.0)
+            grad = mmd_grad(x, dx, y_all, runs.traj, y_run, len(runs.keys))[1]
         opt.zero_grad()
-        runs.c.grad = grad
+        runs.c.grad = torch.from_numpy(grad)
         opt.step()
         hist[it] = runs.c.detach().numpy()
     return runs, hist
 
 
 def train_sg(data, seeds, steps, lr=1e-3):
-    """Baseline: neurohw's discrete-time sigmoid-escape LIF (v <- v (1 - dv) + u + bias, reset to 0)
-    with surrogate gradient f', the same signature loss on its raster's first three spike times
-    (t_k = dt * sum_t clamp(k - N_t, 0, 1), which passes the SG through the counts). Its fitted
-    'c' is bias / (mu1 dt); its threshold vth + ln(tau_s / dt) / beta makes the per-step escape
-    match the SLIF hazard at small rates (background.md 4a)."""
-    from neurohw.train.escape import Escape, Spiking, spike
-    from neurohw.train.model import lif_step
+    """Baseline: neurohw's discrete-time sigmoid-escape LIF (train.model.lif_step, train.spike: reset
+    to 0, surrogate gradient f') with the same signature loss on its raster's first three spike
+    times (`neurohw.slif.discrete`; the compiled forward tangent equals autograd through the torch
+    trainer's ops, tests/test_slif.py). Its fitted 'c' is bias / (mu1 dt); its threshold
+    vth + ln(tau_s / dt) / beta makes the per-step escape match the SLIF hazard at small rates.
+    All runs of both sigmas are one batch, as before (the batch's stop step is shared)."""
     runs = Runs(seeds)
     opt = torch.optim.RMSprop([runs.c], lr=lr, alpha=0.7, momentum=0.3)
     hist = np.zeros((steps, len(runs.keys)))
     p0 = SLIFParams()
-    dt, dv_f = p0.dt, p0.mu1 * p0.dt
-    vth = p0.vth + np.log(p0.tau_s / p0.dt) / p0.beta
-    spiking = Spiking(stochastic=True, escape=Escape("sigmoid", p0.beta))
-    feats_data = {r: sig_feats(data[sg, s][0][:n], p0.T).mean(0) for r, (sg, n, s) in enumerate(runs.keys)}
-    ridx_all = torch.from_numpy(np.concatenate([runs.traj_run[sg] for sg in SIGMAS]))
-    sig_traj = torch.tensor(np.concatenate([np.full(len(runs.traj_run[sg]), sg) for sg in SIGMAS]))
-    g = torch.Generator().manual_seed(5)
-    B = len(ridx_all)
-    ks = torch.arange(1, 4, dtype=torch.float64)
+    feats_data = np.stack([sig_feats(data[sg, s][0][:n]).mean(0) for sg, n, s in runs.keys])
     for it in progress(range(steps), desc="sg"):
-        c = runs.c[ridx_all]
-        v = torch.zeros(B, dtype=torch.float64)
-        u = torch.zeros(B, dtype=torch.float64)
-        N = torch.zeros(B, dtype=torch.float64)
-        t = torch.zeros(B, 3, dtype=torch.float64)
-        for n in range(p0.steps):
-            u, v, x = lif_step(u, v, 0.0, 0.0, dv_f, dv_f * c, vth)
-            v = v + sig_traj * np.sqrt(dt) * torch.randn(B, generator=g, dtype=torch.float64)
-            s = spike(v - vth, spiking, generator=g)
-            v = v * (1 - s.detach())
-            N = N + s
-            t = t + dt * torch.clamp(ks - N[:, None], 0.0, 1.0)
-            if bool((N.detach() >= 3).all()):
-                break
-        f = sig_feats(t, p0.T)
-        sums = torch.zeros(len(runs.keys), f.shape[1], dtype=f.dtype).index_add(0, ridx_all, f)
-        cnt = torch.bincount(ridx_all, minlength=len(runs.keys)).to(f.dtype)[:, None]
-        means = sums / cnt
-        L = sum(((means[r] - feats_data[r]) ** 2).mean() for r in range(len(runs.keys)))
+        c_traj = runs.c.detach().numpy()[runs.traj]
+        t, dts = discrete_grad(p0, c_traj, runs.sigma, seed=20_000_000 + 7919 * it)
+        grad = sig_step_grad(runs, t, dts, feats_data)
         opt.zero_grad()
-        L.backward()
+        runs.c.grad = torch.from_numpy(grad)
         opt.step()
         hist[it] = runs.c.detach().numpy()
     return runs, hist
@@ -231,7 +200,7 @@ def summarize(name, runs, hist, data, fl, lines, results, sg_model=False):
             maes = []
             for r in rs:
                 s = runs.keys[r][2]
-                mt = torch.from_numpy(single_neuron_grad(p, ch[rs.index(r)], crn)[0])
+                mt = single_neuron_grad(p, ch[rs.index(r)], crn)[0]
                 maes.append(mae(mt, data[sg, s][1][:n]))
             f = fl[sg, n]
             cg = np.array([f["seed_c_grid"][runs.keys[r][2]] for r in rs])
@@ -284,6 +253,20 @@ def plots(all_hist, results, fl, path):
     fig.savefig(path, dpi=110)
 
 
+def gradchecks(points: int, net_T: float):
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    lines = []
+    for sg in (0.0, 0.5):
+        r = check.single_neuron(sg, points=points, seed=11)
+        lines.append(f"gradcheck single sigma={sg}: {points} points, max rel.err spike times "
+                     f"{r.times_rel.max():.2e}, loss {r.loss_rel.max():.2e}")
+        r = check.network(sg, points=points, per_point=1, seed=11, T=net_T)
+        lines.append(f"gradcheck 4-16-2 sigma={sg} (T={net_T}): {points} points, max rel.err spike "
+                     f"times {r.times_rel.max():.2e}, loss {r.loss_rel.max():.2e}")
+    return lines, time.perf_counter() - t0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=8)
@@ -301,17 +284,12 @@ def main(argv=None):
     torch.set_num_threads(1)
     lines, results, info = [], [], {"args": vars(a)}
     t0 = time.perf_counter()
-    if a.grad_points:
-        for sg in (0.0, 0.5):
-            r = check.single_neuron(sg, points=a.grad_points, seed=11)
-            line = (f"gradcheck single sigma={sg}: {a.grad_points} points, max rel.err spike times "
-                    f"{r.times_rel.max():.2e}, loss {r.loss_rel.max():.2e}")
-            print(line, flush=True); lines.append(line)
-            r = check.network(sg, points=a.grad_points, per_point=1, seed=11, T=a.net_T)
-            line = (f"gradcheck 4-16-2 sigma={sg} (T={a.net_T}): {a.grad_points} points, max rel.err spike "
-                    f"times {r.times_rel.max():.2e}, loss {r.loss_rel.max():.2e}")
-            print(line, flush=True); lines.append(line)
-        info["t_gradcheck_s"] = time.perf_counter() - t0
+    pool = None
+    if a.grad_points:      # torch, one thread: in a second process, beside the compiled runs
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+        gc_future = pool.submit(gradchecks, a.grad_points, a.net_T)
     data = make_data(a.seeds)
     t1 = time.perf_counter()
     fl = floor(data, a.draws)
@@ -334,6 +312,11 @@ def main(argv=None):
         info[f"t_{name}_s"] = time.perf_counter() - t1
         all_hist[name] = (runs, hist)
         summarize(name, runs, hist, data, fl, lines, results)
+    if pool is not None:
+        gc_lines, info["t_gradcheck_s"] = gc_future.result()
+        lines[:0] = gc_lines
+        print("\n".join(gc_lines))
+        pool.shutdown()
     info["t_total_s"] = time.perf_counter() - t0
     lines.append(f"times (s, under load): " + ", ".join(f"{k} {v:.0f}" for k, v in info.items() if k.startswith("t_")))
     print(lines[-1])
