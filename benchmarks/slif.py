@@ -3,11 +3,15 @@
 Estimate the input current c of a stochastic LIF neuron (c_true = 1.5) from n observed trajectories
 by RMSprop on a loss between spike-train distributions, with exact pathwise spike-time gradients:
   sig   depth-3 expected-signature loss on the unscaled (t, N_t) Marcus paths (the seed's loss),
-  mmd   unbiased signature-kernel MMD^2 (Goursat PDE, pysiglib) on paths scaled to [0, 1]^2,
+  mmd   unbiased signature-kernel MMD^2 (the Goursat scheme of sigkernel, refinement 0) on paths
+        scaled to [0, 1]^2,
   sg    baseline: neurohw's discrete-time sigmoid-escape neuron (train.model.lif_step, train.spike)
         with its surrogate gradient, same data, same signature loss on its raster's spike times.
-Every (sigma, n, seed) runs in one batch per step (RMSprop is elementwise, so one optimizer over
-the vector of c's is independent runs). The floor: (a) c_grid per seed = argmin of the same loss
+Every (sigma, n, seed) run of a loss is one slice of one batch per step (RMSprop is elementwise, so
+one optimizer over the vector of c's is independent runs): one compiled simulation of all runs'
+fresh trajectories with d t / d c (neurohw.slif.fast, forward tangents, both cores), then the
+loss's forward tangent (fast.sig3_tangent, fast.mmd_grad; the baseline: neurohw.slif.discrete).
+Each is held equal to autograd through the torch code in tests/test_slif.py. The floor: (a) c_grid per seed = argmin of the same loss
 over a c grid with 4,000 model trajectories under common random numbers, (b) the RMS of c_grid
 around 1.5 over many data draws, (c) the MAE of the true model against n held-out trajectories.
 Also the >= 20-point gradient checks of neurohw.slif.check. `make bench-slif`.
@@ -18,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from numba import get_num_threads
 
 from neurohw._io import write_json
 from neurohw.slif import Draws, SLIFParams, check
@@ -122,16 +128,14 @@ class Runs:
         self.traj = np.concatenate([np.full(n, r) for r, (g, n, s) in enumerate(self.keys)])
         self.sigma = np.array([self.keys[r][0] for r in self.traj])
         self.n = np.array([k[1] for k in self.keys], dtype=np.float64)
+        self.first = np.concatenate([[0], np.cumsum(self.n[:-1])]).astype(np.int64)
 
 
 def sig_step_grad(runs, times, dtimes, feats_data):
     """d/dc_r of sum_r mean_j (E_r sig_j(model) - sig_j(data_r))^2, by the signature's forward tangent."""
     S, D = sig3_tangent(times, dtimes)
-    R = len(runs.keys)
-    mS = np.zeros((R, 14)); mD = np.zeros((R, 14))
-    np.add.at(mS, runs.traj, S)
-    np.add.at(mD, runs.traj, D)
-    mS /= runs.n[:, None]; mD /= runs.n[:, None]
+    mS = np.add.reduceat(S, runs.first, axis=0) / runs.n[:, None]    # trajectories sorted by run
+    mD = np.add.reduceat(D, runs.first, axis=0) / runs.n[:, None]
     return (2.0 * (mS - feats_data) * mD).mean(1)
 
 
@@ -264,7 +268,7 @@ def gradchecks(points: int, net_T: float):
         r = check.network(sg, points=points, per_point=1, seed=11, T=net_T)
         lines.append(f"gradcheck 4-16-2 sigma={sg} (T={net_T}): {points} points, max rel.err spike "
                      f"times {r.times_rel.max():.2e}, loss {r.loss_rel.max():.2e}")
-    return lines, time.perf_counter() - t0
+    return lines, time.perf_counter() - t0, time.process_time()
 
 
 def main(argv=None):
@@ -291,9 +295,9 @@ def main(argv=None):
         pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
         gc_future = pool.submit(gradchecks, a.grad_points, a.net_T)
     data = make_data(a.seeds)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     fl = floor(data, a.draws)
-    info["t_floor_s"] = time.perf_counter() - t1
+    info["t_floor_s"], info["cpu_floor_s"] = time.perf_counter() - t1, time.process_time() - c1
     for sg in SIGMAS:
         for n in NS:
             f = fl[sg, n]
@@ -303,23 +307,28 @@ def main(argv=None):
             print(line, flush=True); lines.append(line)
     all_hist = {}
     for name in a.losses:
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         if name == "sg":
             runs, hist = train_sg(data, a.seeds, a.sg_steps or a.steps, a.sg_lr)
         else:
             seeds = a.mmd_seeds if (name == "mmd" and a.mmd_seeds) else a.seeds
             runs, hist = train_exact(data, seeds, a.steps, name, a.mmd_ns if name == "mmd" else NS)
-        info[f"t_{name}_s"] = time.perf_counter() - t1
+        info[f"t_{name}_s"], info[f"cpu_{name}_s"] = time.perf_counter() - t1, time.process_time() - c1
         all_hist[name] = (runs, hist)
         summarize(name, runs, hist, data, fl, lines, results)
     if pool is not None:
-        gc_lines, info["t_gradcheck_s"] = gc_future.result()
+        gc_lines, info["t_gradcheck_s"], info["cpu_gradcheck_s"] = gc_future.result()
         lines[:0] = gc_lines
         print("\n".join(gc_lines))
         pool.shutdown()
     info["t_total_s"] = time.perf_counter() - t0
-    lines.append(f"times (s, under load): " + ", ".join(f"{k} {v:.0f}" for k, v in info.items() if k.startswith("t_")))
-    print(lines[-1])
+    info["cpu_total_s"] = time.process_time() + info.get("cpu_gradcheck_s", 0.0)
+    info["numba_threads"] = get_num_threads()
+    lines.append("wall times (s): " + ", ".join(f"{k[2:]} {v:.0f}" for k, v in info.items() if k.startswith("t_")))
+    lines.append(f"CPU times (s, all threads, {info['numba_threads']} Numba threads; the gradient checks in a "
+                 "second process): " + ", ".join(f"{k[4:]} {v:.0f}" for k, v in info.items() if k.startswith("cpu_")))
+    lines.append(f"load average at the end (1, 5, 15 min): {os.getloadavg()}")
+    print("\n".join(lines[-3:]))
     OUT.mkdir(exist_ok=True)
     (OUT / f"slif_results{a.tag}.txt").write_text("\n".join(lines) + "\n")
     write_json(OUT / f"slif_results{a.tag}.json", {"info": info, "rows": results,

@@ -310,8 +310,7 @@ def mmd_grad(x: np.ndarray, dx: np.ndarray, y: np.ndarray, run: np.ndarray, y_ru
     ystart = np.searchsorted(y_run, np.arange(R + 1))
     rows = _mmd_rows(np.ascontiguousarray(x), np.ascontiguousarray(dx), np.ascontiguousarray(y),
                      run.astype(np.int64), start.astype(np.int64), ystart.astype(np.int64), get_num_threads())
-    sums = np.zeros((R, 4))
-    np.add.at(sums, run, rows)
+    sums = np.stack([np.bincount(run, rows[:, j], minlength=R) for j in range(4)], 1)
     m = np.diff(start).astype(np.float64)
     n = np.diff(ystart).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
