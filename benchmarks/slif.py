@@ -34,13 +34,16 @@ from numba import get_num_threads
 from neurohw._io import write_json
 from neurohw.slif import Draws, SLIFParams, check
 from neurohw.slif.discrete import discrete_grad
-from neurohw.slif.fast import marcus_paths, mmd_grad, sig3_tangent, single_neuron_grad, single_neuron_grad_rng
+from neurohw.slif.fast import (kernel_means, kernel_pair_mean, marcus_paths, mmd_grad, sig3_tangent, single_neuron_grad,
+                               single_neuron_grad_rng)
 
 SIGMAS = (0.25, 0.5)
 NS = (16, 32, 64, 128)
 C_TRUE, C0 = 1.5, 0.56
 GRID = np.round(np.arange(1.30, 1.70 + 1e-9, 0.0025), 6)
 N_MODEL = 4000
+GRID_MMD = np.round(np.arange(1.40, 1.60 + 1e-9, 0.0025), 6)   # the MMD loss's own c_grid (seeds only)
+N_MODEL_PAIRS = 1000      # model paths of its model-model term (the cross term uses all N_MODEL)
 MMD_REFINE = 0            # dyadic refinement of the PDE grid for the MMD loss
 OUT = Path("benchmarks")
 
@@ -83,10 +86,11 @@ def make_data(seeds: int):
     return data
 
 
-def floor(data, draws: int):
+def floor(data, draws: int, mmd: bool = False):
     """Model expected signatures on the grid (CRN: the same 4,000 draws at every c), c_grid per seed
     and per extra data draw, the floor's spread and the true model's MAE; model test times at any c
-    come from the same draws."""
+    come from the same draws. With mmd: also each seed's argmin of the PDE-MMD^2 loss on GRID_MMD
+    (N_MODEL trajectories in the model-data term, the first N_MODEL_PAIRS in the model-model term)."""
     out = {}
     for si, sigma in enumerate(SIGMAS):
         p = SLIFParams(sigma=sigma)
@@ -114,6 +118,21 @@ def floor(data, draws: int):
                     out[sigma, n]["seed_c_grid"][s] = cgs
                     out[sigma, n]["edge"] += int(edge)
         out[sigma, "crn"] = crn
+        if mmd:                 # the PDE-MMD^2's own argmin on the grid, per seed and n (CRN as above)
+            seeds = sorted(s for (sg, s) in data if sg == sigma)
+            y = np.concatenate([marcus_paths(data[sigma, s][0], np.zeros((128, 3)), p.T, 3.0)[0] for s in seeds])
+            A, Bm = [], []
+            for c in GRID_MMD:
+                x = marcus_paths(single_neuron_grad(p, c, crn)[0], np.zeros((N_MODEL, 3)), p.T, 3.0)[0]
+                A.append(kernel_pair_mean(x[:N_MODEL_PAIRS]))
+                Bm.append(kernel_means(x, y).reshape(len(seeds), 128))
+            A, Bm = np.array(A), np.stack(Bm)                                   # [G], [G, seeds, 128]
+            for n in NS:
+                out[sigma, n]["seed_c_grid_mmd"], out[sigma, n]["edge_mmd"] = {}, 0
+                for i, s in enumerate(seeds):
+                    j = int(np.argmin(A - 2 * Bm[:, i, :n].mean(1)))
+                    out[sigma, n]["seed_c_grid_mmd"][s] = float(GRID_MMD[j])
+                    out[sigma, n]["edge_mmd"] += int(j in (0, len(GRID_MMD) - 1))
     return out
 
 
@@ -207,17 +226,18 @@ def summarize(name, runs, hist, data, fl, lines, results, sg_model=False):
                 mt = single_neuron_grad(p, ch[rs.index(r)], crn)[0]
                 maes.append(mae(mt, data[sg, s][1][:n]))
             f = fl[sg, n]
-            cg = np.array([f["seed_c_grid"][runs.keys[r][2]] for r in rs])
+            key = "seed_c_grid_mmd" if name == "mmd" else "seed_c_grid"
+            cg = np.array([f[key][runs.keys[r][2]] for r in rs]) if key in f else None
             rms = float(np.sqrt(np.mean((ch - C_TRUE) ** 2)))
             row = {"loss": name, "sigma": sg, "n": n, "c_hat_mean": float(ch.mean()),
                    "c_hat_min": float(ch.min()), "c_hat_max": float(ch.max()),
                    "rel_err_pct": float(100 * abs(ch.mean() - C_TRUE) / C_TRUE), "rms": rms,
                    "floor_rms": f["grid_rms"], "rms_ratio": rms / f["grid_rms"],
-                   "max_dev_grid": float(np.abs(ch - cg).max()) if name == "sig" else None,
+                   "max_dev_grid": float(np.abs(ch - cg).max()) if name != "sg" and cg is not None else None,
                    "mae": float(np.mean(maes)), "mae_floor": f["mae_true"],
                    "mae_ratio": float(np.mean(maes)) / f["mae_true"], "c_hat": ch.tolist()}
             results.append(row)
-            dev = f"  max|c-c_grid| {row['max_dev_grid']:.4f}" if name == "sig" else ""
+            dev = f"  max|c-c_grid| {row['max_dev_grid']:.4f}" if row["max_dev_grid"] is not None else ""
             line = (f"{name:4s} sigma={sg:<4} n={n:<4} c_hat {ch.mean():.4f} [{ch.min():.4f},{ch.max():.4f}]"
                     f"  rel.err {row['rel_err_pct']:.2f}%  RMS {rms:.4f} / floor {f['grid_rms']:.4f}"
                     f" = {row['rms_ratio']:.2f}x{dev}  MAE {row['mae']:.4f} / floor {f['mae_true']:.4f}"
@@ -296,14 +316,16 @@ def main(argv=None):
         gc_future = pool.submit(gradchecks, a.grad_points, a.net_T)
     data = make_data(a.seeds)
     t1, c1 = time.perf_counter(), time.process_time()
-    fl = floor(data, a.draws)
+    fl = floor(data, a.draws, mmd="mmd" in a.losses)
     info["t_floor_s"], info["cpu_floor_s"] = time.perf_counter() - t1, time.process_time() - c1
     for sg in SIGMAS:
         for n in NS:
             f = fl[sg, n]
             line = (f"floor sigma={sg:<4} n={n:<4} c_grid over {a.draws} draws: mean {f['grid_mean']:.4f} "
                     f"RMS about 1.5 {f['grid_rms']:.4f} (std {f['grid_std']:.4f}); true-model MAE "
-                    f"{f['mae_true']:.4f}; seeds at grid edge {f['edge']}")
+                    f"{f['mae_true']:.4f}; seeds at grid edge {f['edge']}" + (
+                        f"; PDE-MMD c_grid of the seeds: mean {np.mean(list(f['seed_c_grid_mmd'].values())):.4f}, "
+                        f"at grid edge {f['edge_mmd']}" if "seed_c_grid_mmd" in f else ""))
             print(line, flush=True); lines.append(line)
     all_hist = {}
     for name in a.losses:

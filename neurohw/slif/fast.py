@@ -317,3 +317,58 @@ def mmd_grad(x: np.ndarray, dx: np.ndarray, y: np.ndarray, run: np.ndarray, y_ru
         loss = 2 * sums[:, 0] / (m * (m - 1)) - 2 * sums[:, 2] / (m * n)
         grad = 2 * sums[:, 1] / (m * (m - 1)) - 2 * sums[:, 3] / (m * n)
     return loss, grad
+
+
+@njit(inline="always")
+def _k(x, y, kprev, kcur):
+    """Signature kernel k(x, y) of 2-D paths [L, 2] (Goursat scheme, refinement 0, linear static kernel)."""
+    P, Q = x.shape[0] - 1, y.shape[0] - 1
+    for q in range(Q + 1):
+        kprev[q] = 1.0
+    for p in range(1, P + 1):
+        ax0 = x[p, 0] - x[p - 1, 0]; ax1 = x[p, 1] - x[p - 1, 1]
+        kcur[0] = 1.0
+        for q in range(1, Q + 1):
+            G = ax0 * (y[q, 0] - y[q - 1, 0]) + ax1 * (y[q, 1] - y[q - 1, 1])
+            kcur[q] = (kcur[q - 1] + kprev[q]) * (1.0 + G / 2.0 + G * G / 12.0) - kprev[q - 1] * (1.0 - G * G / 12.0)
+        for q in range(Q + 1):
+            kprev[q] = kcur[q]
+    return kprev[Q]
+
+
+@njit(cache=True, parallel=True)
+def _kernel_means(x, y, nt):
+    B, L = y.shape[0], y.shape[1]
+    out = np.zeros(B)
+    for t in prange(nt):
+        kp = np.empty(L); kc = np.empty(L)
+        for b in range(t, B, nt):
+            acc = 0.0
+            for a in range(x.shape[0]):
+                acc += _k(x[a], y[b], kp, kc)
+            out[b] = acc / x.shape[0]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _pair_sums(x, nt):
+    A, L = x.shape[0], x.shape[1]
+    out = np.zeros(A)
+    for t in prange(nt):
+        kp = np.empty(L); kc = np.empty(L)
+        for i in range(t, A, nt):
+            for j in range(i + 1, A):
+                out[i] += _k(x[i], x[j], kp, kc)
+    return out
+
+
+def kernel_means(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """[B]: mean over the paths x [A, L, 2] of k(x_a, y_b), for each path y_b [B, L, 2]."""
+    return _kernel_means(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64),
+                         get_num_threads())
+
+
+def kernel_pair_mean(x: np.ndarray) -> float:
+    """Mean of k(x_i, x_j) over the pairs i != j of the paths x [A, L, 2]."""
+    A = x.shape[0]
+    return float(2.0 * _pair_sums(np.ascontiguousarray(x, dtype=np.float64), get_num_threads()).sum() / (A * (A - 1)))
