@@ -31,6 +31,8 @@ network and the data (MMD^2 4,000 against 9,300 silent).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -49,6 +51,7 @@ MIN_GAP = 4
 # pysiglib's PDE solver (the same scheme as sigkernel's own, equal to 1e-14, docs/slif.md) is 13x
 # faster here: 64 x 64 paths of 33 points, MMD^2 forward + backward, 0.53 s against 7.0 s (loaded core)
 BACKEND = "pysiglib"
+N_JOBS = min(2, os.cpu_count() or 1)      # pysiglib's threads (its result does not depend on them)
 
 
 def check_steps(steps: int) -> None:
@@ -126,7 +129,7 @@ def raster_path(out: torch.Tensor) -> torch.Tensor:
 def class_mmd2(spikes: torch.Tensor, data: torch.Tensor, classes: np.ndarray, gram=None) -> torch.Tensor:
     """Mean over the classes present (>= 2 samples each) of the unbiased signature-kernel MMD^2
     between the model's and the data's paths of that class (float64)."""
-    gram = gram or (lambda a, b: sigkernel.gram(a, b, backend=BACKEND))
+    gram = gram or (lambda a, b: sigkernel.gram(a, b, backend=BACKEND, n_jobs=N_JOBS))
     x, y = raster_path(spikes.double()), raster_path(data.double())
     terms = []
     for k in range(K_CLASSES):
@@ -154,7 +157,7 @@ def mmd_score(spikes, y) -> float:
     with torch.no_grad():
         return float(class_mmd2(torch.as_tensor(np.asarray(spikes), dtype=torch.float64),
                                 torch.as_tensor(y[..., K_CLASSES:], dtype=torch.float64), classes_of(y),
-                                gram=lambda a, b: sigkernel.gram_chunked(a, b, backend=BACKEND, rows=64)))
+                                gram=lambda a, b: sigkernel.gram_chunked(a, b, backend=BACKEND, rows=64, n_jobs=N_JOBS)))
 
 
 def evaluate(data: np.ndarray, sets: dict, y: np.ndarray, n_perm: int = 1000, seed: int = 0) -> dict:
@@ -175,7 +178,7 @@ def evaluate(data: np.ndarray, sets: dict, y: np.ndarray, n_perm: int = 1000, se
         G = {}
         for a in range(len(paths)):
             for b in range(a, len(paths)):
-                G[a, b] = sigkernel.gram_chunked(paths[a], paths[b], backend=BACKEND, rows=64)
+                G[a, b] = sigkernel.gram_chunked(paths[a], paths[b], backend=BACKEND, rows=64, n_jobs=N_JOBS)
                 G[b, a] = G[a, b].T
         m = len(idx)
         row = {"class": k, "n": m}

@@ -143,14 +143,14 @@ def mmd2_unbiased(kxx: torch.Tensor, kyy: torch.Tensor, kxy: torch.Tensor) -> to
 BACKENDS = ("own", "pysiglib")
 
 
-def gram(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own") -> torch.Tensor:
+def gram(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own", n_jobs: int = 1) -> torch.Tensor:
     """Signature-kernel Gram matrix by this module's PDE solver or by pysiglib's (same scheme, C++;
-    docs/slif.md gives the measured agreement and speed)."""
+    docs/slif.md gives the measured agreement and speed; n_jobs threads, the same result for any)."""
     if backend == "own":
         return sig_kernel(x, y, refine)
     if backend == "pysiglib":
         import pysiglib.torch_api as ps   # optional peer, imported only when asked for
-        return ps.sig_kernel_gram(x.contiguous(), y.contiguous(), dyadic_order=refine)
+        return ps.sig_kernel_gram(x.contiguous(), y.contiguous(), dyadic_order=refine, n_jobs=n_jobs)
     raise ValueError(f"sigkernel: backend = {backend!r} is not allowed; allowed {BACKENDS}")
 
 
@@ -161,11 +161,11 @@ def sig_mmd2(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "
 
 
 def gram_chunked(x: torch.Tensor, y: torch.Tensor, refine: int = 0, backend: str = "own",
-                 rows: int = 8) -> torch.Tensor:
+                 rows: int = 8, n_jobs: int = 1) -> torch.Tensor:
     """`gram` computed `rows` rows of x at a time (no gradient): the PDE grid holds one value per
     pair and cell, so a 1,500 x 1,500 Gram of 33-point paths would need ~20 GB at once."""
     with torch.no_grad():
-        return torch.cat([gram(x[i:i + rows], y, refine, backend) for i in range(0, x.shape[0], rows)], 0)
+        return torch.cat([gram(x[i:i + rows], y, refine, backend, n_jobs) for i in range(0, x.shape[0], rows)], 0)
 
 
 def permutation_test_gram(K: torch.Tensor, m: int, n_perm: int = 500, level: float = 0.05,
