@@ -53,7 +53,7 @@ def load_rows(sweep_dir: Path) -> list[dict]:
     rows = []
     for t in sorted((sweep_dir / "trials").glob("*/report.json")):
         cfg = json.loads((t.parent / "config.json").read_text())
-        row = trial_row(t.parent) | {"seed": cfg["seed"]}
+        row = trial_row(t.parent) | {"seed": cfg["seed"], "dir": str(t.parent)}
         if (t.parent / "post.json").exists():
             row |= json.loads((t.parent / "post.json").read_text())
         rows.append(row)
@@ -97,6 +97,21 @@ def summary(name: str, rows: list[dict]) -> str:
                        f"{min(d5):+.2f}, max {max(d5):+.2f}")
         ch = [r.get("val_chosen_epoch") for r in rows]
         out.append(f"deployed QAT epoch (0 = none) per seed: {ch}")
+        q = [(r, json.loads((Path(r["dir"]) / "quant_report.json").read_text())["validation"]) for r in rows
+             if r.get("dir") and "val_float" in r]
+        q = [(r, v) for r, v in q if "agreement" in v]
+        if q:      # the rule that chose: validation only (accuracy-chosen epoch vs agreement-chosen epoch)
+            acc_k = [int(np.argmax([v["ptq"]] + v["qat_epochs"])) for _, v in q]
+            gap = lambda v, k: 100 * abs(([v["ptq"]] + v["qat_epochs"])[k] - v["float"])  # noqa: E731
+            dis = lambda v, k: 100 * (1 - v["agreement"][k])  # noqa: E731
+            out.append(f"validation, epoch by val accuracy {acc_k}: |deployed − float| mean "
+                       f"{np.mean([gap(v, k) for (_, v), k in zip(q, acc_k)]):.2f} pp, max "
+                       f"{max(gap(v, k) for (_, v), k in zip(q, acc_k)):.2f}, disagreement mean "
+                       f"{np.mean([dis(v, k) for (_, v), k in zip(q, acc_k)]):.2f} %; by val agreement "
+                       f"{[v['chosen_epoch'] for _, v in q]}: |deployed − float| mean "
+                       f"{np.mean([gap(v, v['chosen_epoch']) for _, v in q]):.2f} pp, max "
+                       f"{max(gap(v, v['chosen_epoch']) for _, v in q):.2f}, disagreement mean "
+                       f"{np.mean([dis(v, v['chosen_epoch']) for _, v in q]):.2f} %")
     return "\n".join(out)
 
 
