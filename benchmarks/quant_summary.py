@@ -85,6 +85,9 @@ def summary(name: str, rows: list[dict]) -> str:
             cells += [pc(r["float_avg"]), pc(r["emulator_avg"]), f"{x:+.2f}",
                       f"{r['float_float_disagree']} ({pc(r['float_other_draw'])})"]
         out.append("| " + " | ".join(cells) + " |")
+    missing = [s for s in range(8) if s not in {r["seed"] for r in rows}]
+    for s in missing:                    # the study is seeds 0-7: a seed not (yet) run is listed as such
+        out.append(f"| {s} | not run | " + " | ".join(["–"] * (head.count("|") - 3)) + " |")
     if rows:
         f = [100 * r["float"] for r in rows]
         out.append(f"\n{len(rows)} seeds: float mean {np.mean(f):.2f} (min {min(f):.2f}); emulator − float: mean "
