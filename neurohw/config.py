@@ -62,7 +62,7 @@ TRAIN_KEYS = ("epochs", "batch_size", "lr", "clip", "trials", "loss", "init_xi",
               "rate_high", "rate_strength", "estimator", "paths")
 ESTIMATORS = ("surrogate", "score", "mixed")      # neurohw.grad (docs/gradients.md)
 QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact", "clip_select", "target")
-CLIP_SELECT = ("train_accuracy", "weight_error")
+CLIP_SELECT = ("train_accuracy", "weight_error", "agreement")
 QUANT_TARGETS = ("chip", "netx")
 DEPLOY_KEYS = ("lava", "lava_samples")
 PARITY_KEYS = ("hw_exact", "samples")
@@ -207,7 +207,9 @@ class QuantConfig:
     qat_lr: float = 0.0005
     qat_hw_exact: bool = False     # QAT forward in the chip's integer arithmetic (HwExactNet)
     # deterministic layers' weight clip level: the one giving the fake-quantized net the best
-    # training-split accuracy (classification), or the least weight error (the old rule)
+    # training-split accuracy (classification), the least weight error (the old rule), or the
+    # best agreement with the float net's decisions (training split for the clip level, validation
+    # split for the QAT epoch; bounds |chip - float|, docs/quant.md)
     clip_select: str = "train_accuracy"
     # chip: the chip's whole grid; netx: weight_exp 0, biases on the 64 grid, no noise, so that
     # lava-dl's netx holds the network exactly (neurohw export --format netx; docs/interop.md)

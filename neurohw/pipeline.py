@@ -168,16 +168,43 @@ def load_plans(run: Run) -> list:
     return [quant.plan_from_dict(p, sp) for p in json.loads((run.dir / "plans.json").read_text())]
 
 
+def decisions(cfg: Config, net, x: np.ndarray, batch_size: int = 256, seed: int = 12345) -> np.ndarray:
+    """Class per sample of a float (or fake-quantized, or hardware-exact) network, decided as
+    tasks.score_float decides it: same batches, same generator seed, so two networks compared
+    on the same x see the same noise draws (common random numbers) when they are stochastic."""
+    pred = tasks.predictor(cfg)
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            o = net(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32), generator=gen,
+                    sample_ids=np.arange(i, min(i + batch_size, len(x))))
+            out.append(pred(o).numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+# training samples that score a clip level. A stochastic net searches only its readout (the hidden
+# scale is pinned by the escape), and under common random numbers the agreement's sampling noise
+# is that of the quantization alone; 1024 samples there keep the search at ~1/4 of its cost
+# (a 400-neuron, 60-step stochastic net: 11 min of a shared core for 4096 samples)
+CLIP_SAMPLES, CLIP_SAMPLES_STOCHASTIC = 4096, 1024
+
+
 def _select_clip(cfg: Config, net, d: tasks.TaskData, trace: list):
-    """quant.clip_select = train_accuracy: plans scored by the fake-quantized net's accuracy on
-    (up to 4096 of) the training samples; never the validation or test split."""
-    if cfg.quant.clip_select != "train_accuracy" or cfg.n_classes is None:
+    """The score by which quant.plan chooses each deterministic layer's clip level, on (up to
+    CLIP_SAMPLES of) the training samples, never the validation or test split: the fake-quantized net's
+    accuracy (clip_select = train_accuracy) or its agreement with the float net's own decisions
+    (agreement). None: the least weight error (weight_error, or a task without classes)."""
+    sel = cfg.quant.clip_select
+    if sel not in ("train_accuracy", "agreement") or cfg.n_classes is None:
         return None
-    x, y = d.x_train[:4096], d.y_train[:4096]
+    n = CLIP_SAMPLES_STOCHASTIC if any(m.spec.spiking.stochastic for m in net.layers) else CLIP_SAMPLES
+    x = d.x_train[:n]
+    ref = d.y_train[:n] if sel == "train_accuracy" else decisions(cfg, net, x)
 
     def score(plans) -> float:
         quant.attach(net, plans)
-        acc = tasks.score_float(cfg, net, x, y)
+        acc = quant.agreement(decisions(cfg, net, x), ref)
         quant.attach(net, None)
         trace.append(acc)
         return acc
@@ -195,8 +222,11 @@ def stage_quantize(run: Run) -> list[str]:
                         select=_select_clip(cfg, net, d, trace), target=cfg.quant.target))
     qat, validation = {}, {}
     has_val = d.x_val is not None and cfg.n_classes is not None
+    by_agreement = cfg.quant.clip_select == "agreement"
     if has_val:
         validation["float"] = tasks.score_float(cfg, net, d.x_val, d.y_val)
+        validation["select"] = "agreement" if by_agreement else "accuracy"
+        ref_val = decisions(cfg, net, d.x_val)           # the float net's own decisions
     if cfg.quant.qat_epochs > 0:
         # fake-quantized float forward, or (qat_hw_exact) the chip's own integer forward, which
         # also fine-tunes against the deployed noise draws; both back-propagate through the surrogate
@@ -206,23 +236,36 @@ def stage_quantize(run: Run) -> list[str]:
         qdir = resume_dir(run, "quantize", "qat")
         if has_val:
             # with a validation split, QAT is scored on it each epoch (not on the test set) and the
-            # epoch to deploy, 0 = post-training quantization, is the best on it (earliest on a tie)
+            # epoch to deploy, 0 = post-training quantization, is the best on it (earliest on a tie):
+            # by validation accuracy, or (clip_select = agreement) by validation agreement with
+            # the float net's decisions, which bounds |deployed - float| instead of rewarding drift
+            agree = [quant.agreement(decisions(cfg, model, d.x_val), ref_val)]
+
+            def keep(epoch, _):
+                save_torch(qdir / f"epoch{epoch}.pt", net.state_dict())
+                agree.append(quant.agreement(decisions(cfg, model, d.x_val), ref_val))
             save_torch(qdir / "epoch0.pt", net.state_dict())
-            keep = lambda epoch, _: save_torch(qdir / f"epoch{epoch}.pt", net.state_dict())  # noqa: E731
             qat = fit(model, dict(x_train=d.x_train, y_train=d.y_train, x_test=d.x_val, y_test=d.y_val),
                       tasks.loss_fn(cfg), tasks.predictor(cfg), tc, out_dir=qdir, progress=run.progress,
                       on_epoch=keep)
             accs = [qat["init"]] + qat["test_acc"]
-            k = int(np.argmax(accs))
+            if len(agree) != len(accs):          # QAT resumed after an interruption: score the kept epochs
+                agree = [agree[0]]
+                for e in range(1, len(accs)):
+                    net.load_state_dict(torch.load(qdir / f"epoch{e}.pt", weights_only=False))
+                    agree.append(quant.agreement(decisions(cfg, model, d.x_val), ref_val))
+            k = quant.pick_best(agree if by_agreement else accs)
             net.load_state_dict(torch.load(qdir / f"epoch{k}.pt", weights_only=False))
-            validation.update(ptq=accs[0], qat_epochs=accs[1:], chosen_epoch=k, deployed=accs[k])
+            validation.update(ptq=accs[0], qat_epochs=accs[1:], agreement=agree, ptq_agreement=agree[0],
+                              chosen_epoch=k, deployed=accs[k], deployed_agreement=agree[k])
         else:
             qat = _fit(run, model, d, tc, qdir)
         quant.attach(net, None)
     elif has_val:
         quant.attach(net, plans)
-        validation.update(ptq=tasks.score_float(cfg, net, d.x_val, d.y_val), chosen_epoch=0)
-        validation["deployed"] = validation["ptq"]
+        validation.update(ptq=tasks.score_float(cfg, net, d.x_val, d.y_val), chosen_epoch=0,
+                          ptq_agreement=quant.agreement(decisions(cfg, net, d.x_val), ref_val))
+        validation.update(deployed=validation["ptq"], deployed_agreement=validation["ptq_agreement"])
         quant.attach(net, None)
     quant.attach(net, plans)
     qat_score = tasks.score_float(cfg, net, d.x_test, d.y_test)     # the fake-quantized float net

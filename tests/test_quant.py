@@ -168,3 +168,94 @@ def test_escape_and_additive_noise_together_is_an_error():
                                    spiking=Spiking(stochastic=True, escape=Escape("sigmoid", 4.0)))])
     with pytest.raises(ValueError, match="one noise source"):
         quant.plan(net, raster(1, n_in=4))
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 15: the deployed network is chosen by agreement with the float network's decisions
+
+def test_agreement_and_pick_best():
+    assert quant.agreement(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2])) == 0.75
+    with pytest.raises(ValueError, match="shape"):
+        quant.agreement(np.zeros(3), np.zeros(4))
+    assert quant.pick_best([0.9, 0.95, 0.95, 0.9]) == 1          # the earliest of the best
+    assert quant.pick_best([0.97, 0.97]) == 0                     # candidate 0 (no QAT) wins a tie
+
+
+def _tiny_cfg(**quant_keys):
+    from pathlib import Path
+
+    from neurohw.config import load_config, parse_config
+    d = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml").to_dict()
+    d["data"].update(n_train=200, n_val=50, n_test=20)
+    d["train"]["epochs"] = 1
+    d["quant"].update(quant_keys)
+    d["deploy"]["lava"] = False
+    return parse_config(d, source="tiny (test)")
+
+
+CLIPS = quant.core.CLIP_FRACTIONS[::4]
+
+
+def test_clip_level_is_the_most_agreeing_not_the_most_accurate():
+    """With labels that contradict the float net's decisions, the most accurate clip level is not
+    the most agreeing one; clip_select = agreement must pick the candidate whose decisions agree
+    most with the float net's (computed here independently), and ignore the labels."""
+    from neurohw import tasks
+    from neurohw.pipeline import _select_clip, decisions
+    cfg = _tiny_cfg(clip_select="agreement", weight_bits=3)
+    d = tasks.build_data(cfg)
+    torch.manual_seed(1)
+    net = tasks.build_model(cfg)
+    from neurohw.train.init import fluctuation_init
+    fluctuation_init(net, d.x_train, xi=1.0, seed=1)
+    ref = decisions(cfg, net, d.x_train)
+    d.y_train = (ref + 1) % 3                     # every label disagrees with the float net
+    trace = []
+    score = _select_clip(cfg, net, d, trace)
+    x = d.x_train
+    peaks = quant.calibrate(net, x)
+    base = [quant.plan_layer(m, *peaks[i], readout=m is net.readout, bits=3, noise_seed=i, where=f"layer {i}")
+            for i, m in enumerate(net.modules_in_order)]
+    cands = [base[0]] + [quant.plan_layer(net.layers[0], *peaks[0], readout=False, bits=3, noise_seed=0,
+                                          clip=float(f)) for f in CLIPS]
+
+    def agree(c):
+        quant.attach(net, [c, base[1]])
+        a = quant.agreement(decisions(cfg, net, x), ref)
+        quant.attach(net, None)
+        return a
+    agrees = [agree(c) for c in cands]
+    assert len(set(agrees)) > 2                   # the clip level matters here
+    chosen = quant.plan(net, x, bits=3, select=score, clips=CLIPS)
+    assert chosen[0] == cands[quant.pick_best(agrees)]
+    assert trace[0] == agrees[0]                  # the scorer is agreement, not accuracy on the labels
+    assert max(trace) > 0.5 > 1 - max(trace)      # (accuracy on these labels would be <= 1 - agreement)
+
+
+def test_qat_epoch_deployed_is_the_most_agreeing_on_validation(tmp_path, monkeypatch):
+    """The deployed QAT epoch (0 = none) is the one whose validation decisions agree most with the
+    float net's, not the most accurate one: with shifted validation labels the two differ here."""
+    import json
+
+    from neurohw import tasks
+    from neurohw.pipeline import decisions, load_data, load_float, load_quantized, run_pipeline
+    build = tasks.build_data
+
+    def shifted(cfg):
+        d = build(cfg)
+        d.y_val = (d.y_val + 1) % 3
+        return d
+    monkeypatch.setattr(tasks, "build_data", shifted)
+    cfg = _tiny_cfg(clip_select="agreement", qat_epochs=2, qat_lr=0.05)   # a large lr: QAT drifts
+    run = run_pipeline(cfg, tmp_path / "r", progress=False, stages=("data", "train", "quantize"))
+    v = json.loads((run.dir / "quant_report.json").read_text())["validation"]
+    assert v["select"] == "agreement" and len(v["agreement"]) == 3 and len(v["qat_epochs"]) == 2
+    assert v["chosen_epoch"] == quant.pick_best(v["agreement"])
+    accs = [v["ptq"]] + v["qat_epochs"]
+    assert v["deployed_agreement"] == max(v["agreement"]) and v["deployed"] == accs[v["chosen_epoch"]]
+    assert quant.pick_best(accs) != v["chosen_epoch"]   # accuracy would have chosen another epoch
+    d = load_data(run)
+    ref = decisions(cfg, load_float(run), d.x_val)
+    net, plans = load_quantized(run)                # the deployed weights really are that epoch's
+    quant.attach(net, plans)
+    assert quant.agreement(decisions(cfg, net, d.x_val), ref) == v["deployed_agreement"]

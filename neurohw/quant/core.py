@@ -277,6 +277,26 @@ def plan(net, x_calib: np.ndarray, bits: int = chip.MAX_WEIGHT_BITS, noise_seed:
     return plans
 
 
+def agreement(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Share of samples on which two sets of decisions (class per sample) are the same. The
+    accuracies of the two differ by at most 1 - agreement, whatever the labels: selecting the
+    deployed network by agreement with the float network's decisions bounds |chip - float|,
+    while selecting by accuracy rewards a candidate for moving away from the float function."""
+    pred, ref = np.asarray(pred), np.asarray(ref)
+    if pred.shape != ref.shape or not pred.size:
+        raise ValueError(f"agreement: decisions of shape {pred.shape} and {ref.shape}; allowed equal, non-empty")
+    return float((pred == ref).mean())
+
+
+def pick_best(scores) -> int:
+    """Index of the best score (higher is better), the earliest on a tie: candidate 0 (e.g. no
+    QAT, or the weight-error plan) wins unless another one is strictly better."""
+    scores = [float(s) for s in scores]
+    if not scores:
+        raise ValueError("pick_best: no candidates")
+    return int(np.argmax(scores))
+
+
 def attach(net, plans: list[LayerQuant] | None) -> None:
     """Quantization-aware forward passes (plans) or float ones again (None)."""
     for i, m in enumerate(net.modules_in_order):
