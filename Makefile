@@ -97,5 +97,5 @@ bench-slif: setup
 
 # The quantization study: the old and new clip rules over seeds 0-7 (Yin-Yang det., digits).
 bench-quant: setup
-	$(BIN)/neurohw sweep benchmarks/sweeps/quant_yinyang.yaml
-	$(BIN)/neurohw sweep benchmarks/sweeps/quant_digits.yaml
+	$(BIN)/python benchmarks/quant_summary.py --run benchmarks/sweeps/seeds_yinyang.yaml \
+		benchmarks/sweeps/seeds_yinyang_stochastic.yaml benchmarks/sweeps/seeds_digits.yaml
