@@ -167,9 +167,6 @@ class HwExactNet(nn.Module):
         mods = self.net.modules_in_order
         n_spiking = len(self.net.layers)
         fake = [lq.fake(m) for m, lq in zip(mods, self.plans)]
-        ints = [_int_params(m, lq) for m, lq in zip(mods, self.plans)]
-        u_int = [np.zeros((B, m.spec.n_out), np.int64) for m in mods]
-        v_int = [np.zeros((B, m.spec.n_out), np.int64) for m in mods]
         u_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
         v_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
         prev_g = [x.new_zeros(B, m.spec.n_out) for m in mods]
@@ -181,6 +178,10 @@ class HwExactNet(nn.Module):
         # binary spikes: the integer network is the emulator's run of the quantized network, every
         # layer kind included; other inputs go step by step through layer_step
         fast = bool(((xb == 0) | (xb == 1)).all())
+        # the step loop's own integer state and parameters: only for input that is not binary
+        ints = [None if fast else _int_params(m, lq) for m, lq in zip(mods, self.plans)]
+        u_int = [np.zeros((B, m.spec.n_out), np.int64) for m in mods]
+        v_int = [np.zeros((B, m.spec.n_out), np.int64) for m in mods]
         kernels = [m.delay_kernel() for m in mods]      # delayed layers: slots of past source spikes
         hist_g = [None if k is None else x.new_zeros(B, k.shape[1], k.shape[2]) for k in kernels]
         rkernels = [m.rec_kernel() for m in mods]
