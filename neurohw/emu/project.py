@@ -27,9 +27,10 @@ from numba import njit, prange
 
 INT32_LO, INT32_HI = -(1 << 31), (1 << 31) - 1
 FLOAT32_EXACT, FLOAT64_EXACT = 1 << 24, 1 << 53
-# Input density at and above which the matrix-product path is used (when exact). Measured on a
-# 2-core AVX-512 machine (700->256, 256->256, 256->20 layers, batch 64 x 100 steps): the fused
-# event kernel beat the float32 GEMM path up to 40 % density; see docs/emulator.md.
+# Graded-payload input density at and above which the matrix-product path is used (when exact;
+# binary spikes use the group table instead, TABLE_MIN_DENSITY). Measured on a 2-core AVX-512
+# machine (700->256, 256->256, 256->20 layers, batch 64 x 100 steps): the fused event kernel beat
+# the float32 GEMM path up to 40 % density; see docs/emulator.md.
 DENSE_MIN_DENSITY = 0.45
 # Binary input density at and above which the group-table path is used instead (see table_rows):
 # measured one-threaded on a 700->256 layer, table / event time was 1.08 at 20 %, 1.11 at 35 %,
@@ -37,7 +38,7 @@ DENSE_MIN_DENSITY = 0.45
 # more often per row); table / dense GEMM 0.87 at 50 %, 0.79 at 70 %. Graded payloads keep
 # DENSE_MIN_DENSITY.
 TABLE_MIN_DENSITY = 0.45
-TABLE_GROUP = 4                      # inputs per table group: 2**4 subset sums per group
+TABLE_GROUP = 4                      # inputs per table group: 2**4 subset sums (table_step is unrolled for 4)
 
 PATHS = ("auto", "event", "matvec", "table", "dense")
 ACCS = ("auto", "int32", "int64", "float32", "float64")

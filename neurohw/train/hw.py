@@ -251,17 +251,21 @@ class HwExactNet(nn.Module):
                     rec_int["u"][l].append(u_int[l].copy())
                     rec_int["v"][l].append(v_int[l].copy())
             prev_g = new_g
-        res = {"spikes": [torch.stack(s, 1) for s in out_s[:n_spiking]], "wraps": wraps, "sats": sats}
+        stack = (lambda seq: [torch.stack(a, 1) for a in seq])
+        ints_rec = (_block_ints(blocks) if fast else {k: [np.stack(a, 1) for a in val] for k, val in rec_int.items()}) \
+            if record else None
+        # without record only the readout's v is read (its readout_v)
+        v_st = stack(out_v) if record else [None] * (len(out_v) - 1) + [torch.stack(out_v[-1], 1)]
+        return self._result(stack(out_s[:n_spiking]), stack(out_u) if record else None, v_st, ints_rec, wraps,
+                            sats, n_spiking)
+
+    def _result(self, s, u, v, ints, wraps, sats, n_spiking) -> dict:
+        """forward's dict from per-layer [B, T, n] spikes, u, v (ints: the integer record, or None)."""
+        res = {"spikes": s[:n_spiking], "wraps": wraps, "sats": sats}
         if self.net.readout is not None:
-            res["readout_v"] = torch.stack(out_v[-1], 1)
-        if record:
-            res["u"] = [torch.stack(u, 1) for u in out_u]
-            res["v"] = [torch.stack(v, 1) for v in out_v]
-            if fast:
-                res["int"] = {k: [blk[i].astype(np.int64) if k != "spikes" else blk[0] for blk in blocks]
-                              for i, k in enumerate(("spikes", "u", "v"))}
-            else:
-                res["int"] = {k: [np.stack(a, 1) for a in val] for k, val in rec_int.items()}
+            res["readout_v"] = v[-1]
+        if ints is not None:
+            res["u"], res["v"], res["int"] = u, v, ints
         return res
 
 
@@ -282,14 +286,13 @@ class HwExactNet(nn.Module):
             out_u.append(u)
             out_v.append(v)
             src = s
-        res = {"spikes": out_s[:n_spiking], "wraps": wraps, "sats": sats}
-        if self.net.readout is not None:
-            res["readout_v"] = out_v[-1]
-        if record:
-            res["u"], res["v"] = out_u, out_v
-            res["int"] = {k: [blk[i].astype(np.int64) if k != "spikes" else blk[0] for blk in blocks]
-                          for i, k in enumerate(("spikes", "u", "v"))}
-        return res
+        return self._result(out_s, out_u, out_v, _block_ints(blocks) if record else None, wraps, sats, n_spiking)
+
+
+def _block_ints(blocks) -> dict:
+    """The emulator run's per-layer (spikes, u, v) as forward's 'int' record (u, v as int64)."""
+    return {k: [blk[i].astype(np.int64) if k != "spikes" else blk[0] for blk in blocks]
+            for i, k in enumerate(("spikes", "u", "v"))}
 
 
 def run_int_network(int_net, raster, sample_ids=None):
