@@ -205,3 +205,44 @@ def test_layer_step_counts_the_flags():
     assert wraps == 2 * B
     assert sats == 2 * B                    # the other 2 keep a large positive u: v saturates
     assert s[:, 2:].all() and not s[:, :2].any()   # saturated v is above any threshold
+
+
+def _lif_python(u, v, a, du, dv, vth_eff, bias, n_u, n_v, n_th):
+    """PyLifModelBitAcc's step in Python ints (hardware.md), the oracle for chip.lif_update."""
+    def wrap32(x):
+        return ((x + 2**31) % 2**32) - 2**31
+
+    def decay(x, f):
+        p = x * f
+        return -((-p) >> 12) if p < 0 else p >> 12
+
+    cur = wrap32(decay(u, 4096 - (du + 1)) + wrap32(a << 6) + n_u)
+    wrapped = cur > 2**23 or cur <= -2**23
+    cur += 2**24 if cur <= -2**23 else -2**24 if cur > 2**23 else 0
+    vol = wrap32(decay(v, 4096 - dv) + cur + bias + n_v)
+    sat = not chip.V_MIN <= vol <= chip.V_MAX
+    vol = min(max(vol, chip.V_MIN), chip.V_MAX)
+    spike = vol + n_th > vth_eff
+    return cur, 0 if spike else vol, spike, chip.FLAG_U_WRAP * wrapped | chip.FLAG_V_SAT * sat
+
+
+def test_lif_update_full_ranges():
+    """chip.lif_update (int32 lanes, split decay) equals the int64 / Python arithmetic over the full
+    ranges: u anywhere in int32 (one conditional wrap leaves it there), v and bias at their
+    bounds, every decay factor's edge (du, dv = 0, 4095, 4096), inputs whose << 6 overflows, and
+    noise terms far outside int32 (n_th too, whose comparison is clamped)."""
+    rng = np.random.default_rng(7)
+    u_edges = [-2**31, -2**31 + 1, -2**23 - 1, -2**23, -4097, -4096, -1, 0, 1, 4095, 4096, 2**23, 2**31 - 1]
+    v_edges = [chip.V_MIN, -1, 0, 1, 4095, chip.V_MAX]
+    cases = [(u, v, a, du, dv) for u in u_edges for v in v_edges for a in (0, -2**31, 2**31 - 1, 2**25)
+             for du, dv in ((0, 0), (4095, 4096), (0, 4096), (2047, 1))]
+    for _ in range(3000):
+        cases.append((int(rng.integers(-2**31, 2**31)), int(rng.integers(chip.V_MIN, chip.V_MAX + 1)),
+                      int(rng.integers(-2**31, 2**31)), int(rng.integers(0, 4096)), int(rng.integers(0, 4097))))
+    for i, (u, v, a, du, dv) in enumerate(cases):
+        vth_eff = int(rng.integers(0, 2**17)) << 6
+        bias = int(rng.integers(-4096, 4096)) << int(rng.integers(0, 8))
+        noise = [0, 0, 0] if i % 2 else [int(rng.integers(-2**40, 2**40)) for _ in range(3)]
+        got = chip.lif_update(u, v, a, du, dv, vth_eff, bias, *noise)
+        want = _lif_python(u, v, a, du, dv, vth_eff, bias, *noise)
+        assert tuple(int(g) for g in got) == tuple(int(w) for w in want), (u, v, a, du, dv, vth_eff, bias, noise)

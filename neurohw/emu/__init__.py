@@ -31,10 +31,11 @@ def _checked(net: IntNetwork, raster) -> np.ndarray:
 
 
 def layer_arrays(layer, layer_index: int) -> dict:
-    """One IntLayer's neuron parameters as neuron_layer takes them (scalars as int64)."""
+    """One IntLayer's neuron parameters as neuron_layer takes them (scalars as int64; bias int32:
+    |mant << exp| < 2**19, and the neuron update runs in 32-bit lanes)."""
     nz = layer.noise
     return dict(w_exp=layer.weight_exp, r_exp=layer.rec_weight_exp, du=layer.du, dv=layer.dv,
-                vth_eff=layer.vth << chip.VTH_SHIFT, bias=np.ascontiguousarray(layer.bias, np.int64),
+                vth_eff=layer.vth << chip.VTH_SHIFT, bias=np.ascontiguousarray(layer.bias, np.int32),
                 noise=(chip.NOISE_INJECT.index(nz.inject), chip.NOISE_DIST.index(nz.dist), nz.mant, nz.exp, nz.seed),
                 layer=layer_index)
 

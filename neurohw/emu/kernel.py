@@ -84,29 +84,28 @@ def layer_step(u, v, acc, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, b
 
 @njit(cache=True, inline="always")
 def _neurons(u, v, s_out, su, sv, sums, acc_rec, a, rec, w_exp, r_exp, graded, du, dv, vth_eff, bias,
-             kind, dist, mant, exp, seed, tables, layer, t, sid, probes):
-    """All n neurons of one sample, one step (u, v updated in place); returns (wraps, sats).
+             kind, dist, mant, exp, seed, tables, layer, t, sid, probes, n_wrap, n_sat):
+    """All n neurons of one sample, one step (u, v updated in place).
 
-    neuron_step in two passes over the neurons: the inputs into a (int64 scratch), then the
+    neuron_step in two passes over the neurons: the inputs into a (int32 scratch), then the
     updates, so that neither loop carries a branch on rec, graded, w_exp or probes and both
-    vectorize."""
+    vectorize (8 int32 lanes on AVX2). u wraps and v saturations are counted per neuron into
+    n_wrap / n_sat (int32): a sum over neurons would be a 64-bit reduction that stops the loop
+    from vectorizing."""
     for k in range(u.shape[0]):
         a[k] = neuron_input(as_int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp, graded)
-    wraps = 0
-    sats = 0
     for k in range(u.shape[0]):
         uu, vv, sp, fl = neuron_update(u[k], v[k], a[k], du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed,
                                        tables, layer, k, t, sid)
         u[k] = uu
         v[k] = vv
         s_out[k] = sp
-        wraps += (fl & FLAG_U_WRAP) != 0
-        sats += (fl & FLAG_V_SAT) != 0
+        n_wrap[k] += np.int32((fl & FLAG_U_WRAP) != 0)
+        n_sat[k] += np.int32((fl & FLAG_V_SAT) != 0)
     if probes:
         for k in range(u.shape[0]):
             su[k] = u[k]
             sv[k] = v[k]
-    return wraps, sats
 
 
 @njit(parallel=True, cache=True)
@@ -131,16 +130,16 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
     B, T, n = out_s.shape
     fused = x.shape[2] > 0
     for b in prange(B):
-        u = np.zeros(n, np.int64)
-        v = np.zeros(n, np.int64)
+        u = np.zeros(n, np.int32)        # int32 state: chip.lif_update works in 32-bit lanes
+        v = np.zeros(n, np.int32)
         acc = np.zeros(n, sums.dtype)
         acc_rec = np.zeros(n, rec_rows.dtype)
-        inp = np.zeros(n, np.int64)
+        inp = np.zeros(n, np.int32)
         cacc = np.zeros(n if proj == PROJ_CONV else 1, np.int32)
         idx = np.empty(max(x.shape[2], n), np.int64)
         sid = sample_ids[b]
-        wraps = 0
-        sats = 0
+        n_wrap = np.zeros(n, np.int32)
+        n_sat = np.zeros(n, np.int32)
         for t in range(layer + 1, T):
             if fused:
                 if proj == PROJ_MATVEC:
@@ -166,13 +165,11 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
             su = out_u[b, t] if probes else out_u[0, 0]
             sv = out_v[b, t] if probes else out_v[0, 0]
             if kind == 0:
-                nw, ns = _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, inp, rec, w_exp, r_exp, graded,
-                                  du, dv, vth_eff, bias, 0, dist, mant, exp, seed, tables, layer, t, sid, probes)
+                _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, inp, rec, w_exp, r_exp, graded,
+                         du, dv, vth_eff, bias, 0, dist, mant, exp, seed, tables, layer, t, sid, probes, n_wrap, n_sat)
             else:
-                nw, ns = _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, inp, rec, w_exp, r_exp, graded,
-                                  du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, t, sid,
-                                  probes)
-            wraps += nw
-            sats += ns
-        counts[b, 0] = wraps
-        counts[b, 1] = sats
+                _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, inp, rec, w_exp, r_exp, graded,
+                         du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, t, sid, probes, n_wrap,
+                         n_sat)
+        counts[b, 0] = n_wrap.sum()
+        counts[b, 1] = n_sat.sum()
