@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from neurohw import IntLayer, IntNetwork, chip, emu, synth
+from neurohw.emu import project
 from neurohw import lava as nlava
 from neurohw.parity import compare, reference_run
 
@@ -30,7 +31,8 @@ def networks(seed, n, p_noise):
 def coverage(nets):
     """What a chunk exercised: kinds, kernel sizes, geometry, sign modes, delays, recurrence."""
     c = dict(kinds=set(), kernels=set(), stride=False, padding=False, dilation=False, groups=False,
-             odd=False, even=False, modes=set(), delays=set(), rec_delay=False, graded=False, noise=False)
+             odd=False, even=False, modes=set(), delays=set(), rec_delay=False, graded=False, noise=False,
+             depthwise=False)
     for net in nets:
         c["kinds"] |= set(net.kinds)
         c["graded"] |= net.input_message_bits > 0
@@ -41,6 +43,7 @@ def coverage(nets):
                 c["delays"] |= {int(layer.delays.min()), layer.max_delay}
             if layer.conv is not None and not layer.conv.pool:
                 cv = layer.conv
+                c["depthwise"] |= project.is_depthwise(layer)
                 c["kernels"] |= set(layer.weights.shape[1:3])
                 c["stride"] |= max(cv.stride) > 1
                 c["padding"] |= max(cv.padding) > 0
@@ -55,13 +58,16 @@ def coverage(nets):
 @pytest.mark.parity
 @pytest.mark.parametrize("chunk", range(N_REFERENCE // REF_CHUNK))
 def test_emulator_equals_reference(chunk):
-    """Emulator (event rows, ring buffers) = NumPy reference (gather conv, Lava's rolled buffer)."""
+    """Emulator (event rows, ring buffers; depthwise convs and pools output-stationary, and with
+    path 'event' scattered) = NumPy reference (gather conv, Lava's rolled buffer)."""
     cases = list(networks(3000 + chunk, REF_CHUNK, p_noise=0.5 * (chunk % 2)))
     bad = [(i, m) for i, (net, x) in enumerate(cases)
-           if (m := compare(emu.run(net, x, probes=True), reference_run(net, x)))]
+           if (m := compare(emu.run(net, x, probes=True), reference_run(net, x))
+               + compare(emu.run(net, x, probes=True, path="event"), reference_run(net, x)))]
     assert not bad, bad
     c = coverage(net for net, _ in cases)
     assert c["kinds"] == {"conv", "pool", "delay", "dense"}
+    assert c["depthwise"]          # output-stationary path on a depthwise conv, not only on pools
     assert c["kernels"] == set(range(1, 8)), c["kernels"]
     assert c["stride"] and c["padding"] and c["dilation"] and c["groups"] and c["odd"] and c["even"]
     assert c["modes"] == {chip.SIGN_EXCITATORY, chip.SIGN_MIXED, chip.SIGN_INHIBITORY}

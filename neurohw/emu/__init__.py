@@ -7,7 +7,7 @@ from .. import chip
 from ..network import IntNetwork, RunResult
 from ..noise import NOISE_TABLES
 from . import project, synapses
-from .kernel import PROJ_CONV, PROJ_EVENT, PROJ_MATVEC, PROJ_SUMS, PROJ_TABLE, neuron_layer
+from .kernel import PROJ_CONV, PROJ_DEPTHWISE, PROJ_EVENT, PROJ_MATVEC, PROJ_SUMS, PROJ_TABLE, neuron_layer
 
 
 def check_raster(net: IntNetwork, raster) -> np.ndarray:
@@ -49,6 +49,20 @@ def rec_rows(rec_weights) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(rec_weights).T, "int32" if "int32" in ok else "int64")
 
 
+def conv_tables(layer, depthwise: bool) -> tuple:
+    """project.depthwise_kernel(layer) or project.conv_kernel(layer), kept on the layer against
+    a fingerprint of its kernel bytes and geometry (so an edited layer gets new tables): building
+    them is ~0.2 ms of small NumPy calls per layer, a tenth of a 64-sample batch's whole run."""
+    c = layer.conv
+    key = (depthwise, layer.weights.shape, layer.weights.dtype.str, layer.weights.tobytes(), tuple(c.in_shape),
+           c.stride, c.padding, c.dilation, c.groups)
+    memo = layer.__dict__.get("_emu_conv_tables")
+    if memo is None or memo[0] != key:
+        memo = (key, project.depthwise_kernel(layer) if depthwise else project.conv_kernel(layer))
+        layer.__dict__["_emu_conv_tables"] = memo
+    return memo[1]
+
+
 # neuron_layer's conv argument when the projection is not a conv (same types: one compilation)
 NO_CONV = (np.zeros(1, np.int32), np.zeros((1, 3), np.int64), np.zeros(2, np.int64), np.zeros(1, np.int64),
            np.zeros(1, np.int64), 0, 0)
@@ -65,7 +79,7 @@ def layer_block(x, weights, pl: project.Plan, p: dict, rows_rec, graded: bool, s
     B, T, _ = x.shape
     n = weights.shape[0] if n_out is None else n_out
     proj = {"event": PROJ_EVENT, "matvec": PROJ_MATVEC, "table": PROJ_TABLE, "conv": PROJ_CONV,
-            "dense": PROJ_SUMS}[pl.path]
+            "depthwise": PROJ_DEPTHWISE, "dense": PROJ_SUMS}[pl.path]
     if pl.path == "dense":
         sums = project.project_dense(x, weights, pl)
         rows, xin = np.zeros((1, n), np.int16), np.zeros((1, 1, 0), x.dtype)
@@ -93,7 +107,9 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, path: st
     so a sample draws the same noise wherever it sits in a batch. path / acc force a projection
     path ('event', 'matvec', 'table', 'dense') or accumulator ('int32', 'int64', 'float32', 'float64') for every
     layer (for tests and benchmarks; a choice that would not be exact raises); 'auto' picks per
-    layer from the weights' bounds and the measured input density (docs/emulator.md).
+    layer from the weights' bounds and the measured input density (docs/emulator.md). Conv
+    layers scatter each spike's kernel ('conv'), except depthwise ones (every sum-pool), which
+    sum output-stationary ('depthwise'); path 'event' forces the scatter on them too.
     flags=True also returns the per-layer counts of u wraps and v saturations (RunResult.wraps / .sats)
     and the plans used (RunResult.plans)."""
     r = _checked(net, raster)
@@ -114,9 +130,10 @@ def run(net: IntNetwork, raster, probes: bool = False, sample_ids=None, path: st
         p = layer_arrays(layer, i)
         p["rec"] = layer.recurrent
         if layer.conv is not None and layer.rec_delays is None:      # conv / pool, fused
-            pl = project.Plan("conv", "int32")
+            dw = project.is_depthwise(layer) and path != "event"
+            pl = project.Plan("depthwise" if dw else "conv", "int32")
             s, u, v, nw, ns = layer_block(x, layer.weights, pl, p, rec_rows(layer.rec_weights), g, ids, probes,
-                                          conv=project.conv_kernel(layer), n_out=layer.n_out)
+                                          conv=conv_tables(layer, dw), n_out=layer.n_out)
         elif layer.kind != "dense" or layer.rec_delays is not None:   # delay projections, delayed recurrences
             pl = project.Plan(layer.kind if layer.kind != "dense" else "event", "int64")
             s, u, v, nw, ns = synapses.run_layer(layer, x, p, g, ids, probes)

@@ -11,10 +11,10 @@ from numba.extending import overload
 
 from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, dense_out, lif_update, wrap32
 from ..noise import noise_terms
-from .project import conv_step, event_step, matvec_step, table_step
+from .project import conv_step, depthwise_step, event_step, matvec_step, table_step
 
 
-PROJ_SUMS, PROJ_EVENT, PROJ_MATVEC, PROJ_CONV, PROJ_TABLE = 0, 1, 2, 3, 4    # neuron_layer's input projections
+PROJ_SUMS, PROJ_EVENT, PROJ_MATVEC, PROJ_CONV, PROJ_TABLE, PROJ_DEPTHWISE = 0, 1, 2, 3, 4, 5   # neuron_layer's input projections
 
 
 def as_int64(x):
@@ -92,8 +92,12 @@ def _neurons(u, v, s_out, su, sv, sums, acc_rec, a, rec, w_exp, r_exp, graded, d
     vectorize (8 int32 lanes on AVX2). u wraps and v saturations are counted per neuron into
     n_wrap / n_sat (int32): a sum over neurons would be a 64-bit reduction that stops the loop
     from vectorizing."""
-    for k in range(u.shape[0]):
-        a[k] = neuron_input(as_int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp, graded)
+    if rec or graded or w_exp != 0:
+        for k in range(u.shape[0]):
+            a[k] = neuron_input(as_int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp, graded)
+    else:                               # the common case: the message is the sum wrapped to int32
+        for k in range(u.shape[0]):
+            a[k] = np.int32(as_int64(sums[k]))
     for k in range(u.shape[0]):
         uu, vv, sp, fl = neuron_update(u[k], v[k], a[k], du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed,
                                        tables, layer, k, t, sid)
@@ -120,7 +124,7 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
     per-sample accumulator, chosen by proj: PROJ_EVENT project.event_step (rows: W transposed
     [n_in, n]), PROJ_MATVEC project.matvec_step (rows: W [n, n_in]) or PROJ_CONV
     project.conv_step (conv: project.conv_kernel's tuple; the message chip.conv_out, taken with
-    w_exp 0) -- fused, so the sums never leave the cache; sums then only fixes the acc dtype.
+    w_exp 0) or PROJ_DEPTHWISE project.depthwise_step (conv: project.depthwise_kernel's tuple) -- fused, so the sums never leave the cache; sums then only fixes the acc dtype.
     rec_rows: the
     recurrent weights transposed [n, n], used when rec; the recurrent input is event-driven from the
     layer's own spikes of the previous step. The layer is at rest for t <= layer (docs/timing.md).
@@ -135,7 +139,7 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
         acc = np.zeros(n, sums.dtype)
         acc_rec = np.zeros(n, rec_rows.dtype)
         inp = np.zeros(n, np.int32)
-        cacc = np.zeros(n if proj == PROJ_CONV else 1, np.int32)
+        cacc = np.zeros(n if proj == PROJ_CONV or proj == PROJ_DEPTHWISE else 1, np.int32)
         idx = np.empty(max(x.shape[2], n), np.int64)
         sid = sample_ids[b]
         n_wrap = np.zeros(n, np.int32)
@@ -144,10 +148,13 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
             if fused:
                 if proj == PROJ_MATVEC:
                     matvec_step(acc, x[b, t - 1], rows)
-                elif proj == PROJ_CONV:   # int32 scratch (typing: acc is float in dense-path builds)
+                elif proj == PROJ_CONV or proj == PROJ_DEPTHWISE:   # int32 scratch (acc is float in dense builds)
                     cacc[:] = 0
-                    conv_step(cacc, x[b, t - 1], conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], conv[6], graded,
-                              idx)
+                    if proj == PROJ_CONV:
+                        conv_step(cacc, x[b, t - 1], conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], conv[6],
+                                  graded, idx)
+                    else:
+                        depthwise_step(cacc, x[b, t - 1], conv[0], conv[2], conv[3], conv[4], conv[5])
                     for k in range(n):
                         acc[k] = conv_out(cacc[k])
                 elif proj == PROJ_TABLE:
