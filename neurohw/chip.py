@@ -135,7 +135,7 @@ def lava_weights(weights: np.ndarray, num_weight_bits: int = MAX_WEIGHT_BITS) ->
 
 def effective_bias(bias_mant, bias_exp) -> np.ndarray:
     """bias = bias_mant << bias_exp (floor right shift for a negative exponent), per neuron."""
-    m, e = np.broadcast_arrays(np.asarray(bias_mant, np.int64), np.asarray(bias_exp, np.int64))
+    m, e = np.asarray(bias_mant, np.int64), np.asarray(bias_exp, np.int64)
     return np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
 
 

@@ -158,3 +158,22 @@ def test_table_rows_are_subset_sums(n_in):
     x = (rng.random((3, 20, n_in)) < 0.6).astype(np.uint8)
     ran, _, _ = check_all_paths(net, x)
     assert ("table", "int32") in ran
+
+
+def test_gather_finds_every_spike():
+    """project.gather (8 bytes per step for uint8 spikes, one by one for int32 payloads) lists
+    the non-zero inputs in order, for every length around the 8-byte words and every density."""
+    from numba import njit
+
+    @njit
+    def run(x, idx):
+        return project.gather(x, idx)
+
+    rng = np.random.default_rng(5)
+    for n in list(range(0, 26)) + [63, 64, 65, 512]:
+        for p in (0.0, 0.1, 0.5, 1.0):
+            for dtype in (np.uint8, np.int32):
+                x = (rng.random(n) < p).astype(dtype) * (1 if dtype == np.uint8 else rng.integers(1, 9, n).astype(dtype))
+                idx = np.full(n + 8, -7, np.int32)
+                cnt = run(x, idx)
+                assert cnt == np.count_nonzero(x) and np.array_equal(idx[:cnt], np.flatnonzero(x)), (n, p, dtype)

@@ -87,29 +87,37 @@ def _neurons(u, v, s_out, su, sv, sums, acc_rec, a, rec, w_exp, r_exp, graded, d
              kind, dist, mant, exp, seed, tables, layer, t, sid, probes, n_wrap, n_sat):
     """All n neurons of one sample, one step (u, v updated in place).
 
-    neuron_step in two passes over the neurons: the inputs into a (int32 scratch), then the
-    updates, so that neither loop carries a branch on rec, graded, w_exp or probes and both
-    vectorize (8 int32 lanes on AVX2). u wraps and v saturations are counted per neuron into
-    n_wrap / n_sat (int32): a sum over neurons would be a 64-bit reduction that stops the loop
-    from vectorizing."""
+    neuron_step without a branch in the update loop, so that it vectorizes (8 int32 lanes on
+    AVX2): with recurrence, graded payloads or a weight_exp, the inputs go first into a (int32
+    scratch); otherwise the message is the sum itself, read in the update loop. u wraps and v
+    saturations are counted per neuron into n_wrap / n_sat (int32): a sum over neurons would be
+    a 64-bit reduction that stops the loop from vectorizing."""
     if rec or graded or w_exp != 0:
         for k in range(u.shape[0]):
             a[k] = neuron_input(as_int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp, graded)
-    else:                               # the common case: the message is the sum wrapped to int32
+        _update(u, v, s_out, a, du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, t, sid,
+                n_wrap, n_sat)
+    else:
+        _update(u, v, s_out, sums, du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, t, sid,
+                n_wrap, n_sat)
+    if probes:
         for k in range(u.shape[0]):
-            a[k] = np.int32(as_int64(sums[k]))
+            su[k] = u[k]
+            sv[k] = v[k]
+
+
+@njit(cache=True, inline="always")
+def _update(u, v, s_out, src, du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, t, sid,
+            n_wrap, n_sat):
+    """The update loop of _neurons; src: each neuron's message (int32 after the wrap)."""
     for k in range(u.shape[0]):
-        uu, vv, sp, fl = neuron_update(u[k], v[k], a[k], du, dv, vth_eff, bias[k], kind, dist, mant, exp, seed,
-                                       tables, layer, k, t, sid)
+        uu, vv, sp, fl = neuron_update(u[k], v[k], np.int32(as_int64(src[k])), du, dv, vth_eff, bias[k], kind,
+                                       dist, mant, exp, seed, tables, layer, k, t, sid)
         u[k] = uu
         v[k] = vv
         s_out[k] = sp
         n_wrap[k] += np.int32((fl & FLAG_U_WRAP) != 0)
         n_sat[k] += np.int32((fl & FLAG_V_SAT) != 0)
-    if probes:
-        for k in range(u.shape[0]):
-            su[k] = u[k]
-            sv[k] = v[k]
 
 
 @njit(parallel=True, cache=True)
@@ -139,8 +147,8 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
         acc = np.zeros(n, sums.dtype)
         acc_rec = np.zeros(n, rec_rows.dtype)
         inp = np.zeros(n, np.int32)
-        cacc = np.zeros(n if proj == PROJ_CONV or proj == PROJ_DEPTHWISE else 1, np.int32)
-        idx = np.empty(max(x.shape[2], n), np.int64)
+        cacc = np.zeros(2 * n if proj == PROJ_CONV or proj == PROJ_DEPTHWISE else 1, np.int32)   # + trash row
+        idx = np.empty(max(x.shape[2], n) + 8, np.int32)       # project.gather's scratch (+ 8 lanes of slack)
         sid = sample_ids[b]
         n_wrap = np.zeros(n, np.int32)
         n_sat = np.zeros(n, np.int32)
@@ -149,12 +157,11 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
                 if proj == PROJ_MATVEC:
                     matvec_step(acc, x[b, t - 1], rows)
                 elif proj == PROJ_CONV or proj == PROJ_DEPTHWISE:   # int32 scratch (acc is float in dense builds)
-                    cacc[:] = 0
+                    cacc[:n] = 0
                     if proj == PROJ_CONV:
-                        conv_step(cacc, x[b, t - 1], conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], conv[6],
-                                  graded, idx)
+                        conv_step(cacc, x[b, t - 1], conv, graded, idx)
                     else:
-                        depthwise_step(cacc, x[b, t - 1], conv[0], conv[2], conv[3], conv[4], conv[5])
+                        depthwise_step(cacc, x[b, t - 1], conv)
                     for k in range(n):
                         acc[k] = conv_out(cacc[k])
                 elif proj == PROJ_TABLE:

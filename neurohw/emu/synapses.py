@@ -87,15 +87,16 @@ def delay_step(ring, tmp, t, x, ptr, post, w, delay, weight_exp, graded, msg):
 
 # ---- block functions (a whole [batch, steps] block, parallel over samples) -------------------
 @njit(parallel=True, cache=True)
-def conv_block(x, ktf, pos, start, tout, ttap, Co, og, graded, out):
-    """out[b, t] = Conv's message from x[b, t] (received at step t + 1), int32."""
+def conv_block(x, kern, graded, out):
+    """out[b, t] = Conv's message from x[b, t] (received at step t + 1), int32 (kern:
+    project.conv_kernel)."""
     B, T, n = out.shape
     for b in prange(B):
-        acc = np.zeros(n, np.int32)
-        idx = np.empty(x.shape[2], np.int64)
+        acc = np.zeros(2 * n, np.int32)          # + conv_step's trash row
+        idx = np.empty(x.shape[2] + 8, np.int32)       # project.gather's scratch (+ 8 lanes of slack)
         for t in range(T):
-            acc[:] = 0
-            project.conv_step(acc, x[b, t], ktf, pos, start, tout, ttap, Co, og, graded, idx)
+            acc[:n] = 0
+            project.conv_step(acc, x[b, t], kern, graded, idx)
             for k in range(n):
                 out[b, t, k] = conv_out(acc[k])
 
@@ -156,7 +157,7 @@ def messages(layer, x, graded: bool) -> np.ndarray:
     out = np.zeros((B, T, layer.n_out), np.int32)
     if out.size:
         if layer.conv is not None:
-            conv_block(x, *project.conv_kernel(layer), graded, out)
+            conv_block(x, project.conv_kernel(layer), graded, out)
         else:
             r = dense_rows(layer.weights, layer.delays)
             delay_block(x, r.ptr, r.post, r.w, r.delay, r.max_delay, layer.weight_exp, graded, out)
