@@ -84,15 +84,16 @@ def layer_step(u, v, acc, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, b
 
 @njit(cache=True, inline="always")
 def _neurons(u, v, s_out, su, sv, sums, acc_rec, a, rec, w_exp, r_exp, graded, du, dv, vth_eff, bias,
-             kind, dist, mant, exp, seed, tables, layer, t, sid, probes, n_wrap, n_sat):
+             kind, dist, mant, exp, seed, tables, layer, t, sid, probes, n_wrap, n_sat, quiet):
     """All n neurons of one sample, one step (u, v updated in place).
 
     neuron_step without a branch in the update loop, so that it vectorizes (8 int32 lanes on
     AVX2): with recurrence, graded payloads or a weight_exp, the inputs go first into a (int32
     scratch); otherwise the message is the sum itself, read in the update loop. u wraps and v
     saturations are counted per neuron into n_wrap / n_sat (int32): a sum over neurons would be
-    a 64-bit reduction that stops the loop from vectorizing."""
-    if rec or graded or w_exp != 0:
+    a 64-bit reduction that stops the loop from vectorizing. quiet: a constant, True where the
+    caller passes kind = 0; the noisy copy always takes the first loop (one copy less to compile)."""
+    if not quiet or rec or graded or w_exp != 0:
         for k in range(u.shape[0]):
             a[k] = neuron_input(as_int64(sums[k]), np.int64(acc_rec[k]), rec, w_exp, r_exp, graded)
         _update(u, v, s_out, a, du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, t, sid,
@@ -180,10 +181,11 @@ def neuron_layer(sums, x, rows, proj, conv, graded, rec_rows, rec, w_exp, r_exp,
             sv = out_v[b, t] if probes else out_v[0, 0]
             if kind == 0:
                 _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, inp, rec, w_exp, r_exp, graded,
-                         du, dv, vth_eff, bias, 0, dist, mant, exp, seed, tables, layer, t, sid, probes, n_wrap, n_sat)
+                         du, dv, vth_eff, bias, 0, dist, mant, exp, seed, tables, layer, t, sid, probes, n_wrap, n_sat,
+                         True)
             else:
                 _neurons(u, v, out_s[b, t], su, sv, a, acc_rec, inp, rec, w_exp, r_exp, graded,
                          du, dv, vth_eff, bias, kind, dist, mant, exp, seed, tables, layer, t, sid, probes, n_wrap,
-                         n_sat)
+                         n_sat, False)
         counts[b, 0] = n_wrap.sum()
         counts[b, 1] = n_sat.sum()

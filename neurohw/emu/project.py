@@ -330,17 +330,8 @@ def conv_step(acc, x, kern, graded, idx):
     channels per slot (network.Conv2d's cross-correlation, turned around). The indices are
     unsigned, so that the adds carry no wraparound test. int32 is exact: network.IntLayer bounds
     every conv sum below 2**31. The message is then chip.conv_out(acc)."""
-    cnt = gather(x, idx)
-    if graded:                  # two copies, so that the binary one multiplies by a constant 1
-        _scatter(acc, x, kern, idx, cnt, True)
-    else:
-        _scatter(acc, x, kern, idx, cnt, False)
-
-
-@njit(cache=True, inline="always")
-def _scatter(acc, x, kern, idx, cnt, graded):
-    """conv_step's adds for the cnt gathered inputs idx[:cnt]."""
     ktf, pos, aoff, koff, _, Tm, og = kern
+    cnt = gather(x, idx)
     n = np.uint64(og)
     for q in range(cnt):
         j = idx[q]
