@@ -28,6 +28,14 @@ one-step shift of every spike 1.7, jitter 2 instead of 1: 1.8, keep 0.6 instead 
 time in [0, 1] (the first attempt): 0.4, 1.7, 25, so a one-step shift went unseen; with (4, 1):
 1.7, 5.4, 28, but kernel values ~1e4 times larger, and training stalled halfway between a silent
 network and the data (MMD^2 4,000 against 9,300 silent).
+
+The training loss uses time scale TRAIN_TIME_SCALE = 4 (counts still / 2); the test keeps 2. With 2
+the fit stalled at 2.5x the test's band, its samples' spikes too spread in time and a step late
+(timing weighs little in that kernel). Judged on validation draws (seed component 7, never the
+test's; the test's embedding; MMD^2 per class), 60 epochs at lr 0.01, 500 per class: time scale 2
+0.23 / 0.13 / 0.12, scale 4 0.17 / 0.10 / 0.09; scale 4, 250 per class: lr 0.02 0.10 / 0.09 / 0.06,
+lr 0.04 0.17 / 0.09 / 0.09, lr 0.02 for 120 epochs 0.03 / 0.08 / 0.08; scale 8 started at loss
+~5e6 and was dropped.
 """
 from __future__ import annotations
 
