@@ -123,7 +123,7 @@ def test_generative_pipeline_learns_and_the_chip_samples_with_its_own_noise(tmp_
     assert cfg.train.loss == "sig_mmd" and cfg.n_in == gen.N_IN
     run = pipeline.run_pipeline(cfg, progress=False)
     tm = json.loads((run.dir / "train_metrics.json").read_text())
-    assert tm["test_score"][-1] < 0.25 * tm["init"]                     # MMD^2 to the data falls (17.6 -> 1.9)
+    assert tm["test_score"][-1] < 0.25 * tm["init"]                     # MMD^2 to the data falls (17.6 -> 2.3)
     par = json.loads((run.dir / "parity.json").read_text())
     assert par["ok"] and par["emu_vs_lava"]["samples"] == 3 and par["hw_exact_vs_emu"]["samples"] == 3
     g = json.loads((run.dir / "generative.json").read_text())
