@@ -59,7 +59,7 @@ READOUT_KEYS = ("n", "du", "dv")
 NEURON_KEYS = ("stochastic", "escape", "beta", "surrogate", "surrogate_beta", "scale_by_beta",
                "detach_reset", "noise_seed")
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "clip", "trials", "loss", "init_xi", "rate_low",
-              "rate_high", "rate_strength", "estimator", "paths")
+              "rate_high", "rate_strength", "estimator", "paths", "max_over_time_tau")
 ESTIMATORS = ("surrogate", "score", "mixed")      # neurohw.grad (docs/gradients.md)
 QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact", "clip_select", "target")
 CLIP_SELECT = ("train_accuracy", "weight_error", "agreement")
@@ -198,6 +198,10 @@ class TrainSection:
     rate_strength: float = 0.0
     estimator: str = "surrogate"   # gradient estimator (neurohw.grad); score and mixed sample `paths`
     paths: int | None = None       # paths per sample for score / mixed (None: surrogate)
+    # max_over_time_ce's logit: 0 = the max over time of the readout's membrane; > 0 = tau *
+    # logsumexp(v / tau) over time, which a class whose membrane never rises above the constant 0
+    # of the first steps cannot pin (docs/quant.md); the decision is the max either way
+    max_over_time_tau: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -282,11 +286,14 @@ class Config:
 
 
 def _train_dict(t: TrainSection) -> dict:
-    """asdict, leaving out the estimator keys while they hold their defaults, so that configs
-    written before they existed keep their section hashes (and their runs stay up to date)."""
+    """asdict, leaving out the estimator keys and max_over_time_tau while they hold their defaults,
+    so that configs written before they existed keep their section hashes (and their runs stay up
+    to date)."""
     d = asdict(t)
     if t.estimator == "surrogate" and t.paths is None:
         del d["estimator"], d["paths"]
+    if not t.max_over_time_tau:
+        del d["max_over_time_tau"]
     return d
 
 
@@ -678,7 +685,11 @@ def _parse_train(m: _Map, data: DataConfig, model: ModelConfig) -> TrainSection:
         init_xi=m.float_("init_xi", 2.0, gt=0),
         rate_low=m.float_("rate_low", 0.0, ge=0, le=1),
         rate_high=m.float_("rate_high", 1.0, ge=0, le=1),
-        rate_strength=m.float_("rate_strength", 0.0, ge=0))
+        rate_strength=m.float_("rate_strength", 0.0, ge=0),
+        max_over_time_tau=m.float_("max_over_time_tau", 0.0, ge=0, le=100))
+    if t.max_over_time_tau and t.loss != "max_over_time_ce":
+        raise m.fail("max_over_time_tau", t.max_over_time_tau, f"only applies to train.loss 'max_over_time_ce', "
+                     f"but train.loss = {t.loss!r}", "0 (or omit it) with any other loss")
     if t.rate_low > t.rate_high:
         raise m.fail("rate_low", t.rate_low, f"must be <= train.rate_high = {t.rate_high!r}",
                      "0 <= rate_low <= rate_high <= 1")

@@ -280,13 +280,7 @@ def load_sweep(path: str | Path, **cli) -> Sweep:
 def run_trial(cfg_dict: dict, run_dir: str, threads: int, stages: tuple[str, ...], post=None) -> dict:
     """An ordinary pipeline run with `threads` torch/numba threads; returns its table row, plus
     what `post(run_dir) -> dict` adds (e.g. a benchmark's extra evaluations, on the same worker)."""
-    import torch
-    torch.set_num_threads(threads)
-    try:
-        import numba
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    except (ImportError, ValueError):
-        pass
+    set_threads(threads)
     import multiprocessing as mp
     cfg = parse_config(cfg_dict, source=f"{run_dir}/config.json")
     if "lava" in stages and cfg.deploy.lava and mp.current_process().daemon:
@@ -299,6 +293,31 @@ def run_trial(cfg_dict: dict, run_dir: str, threads: int, stages: tuple[str, ...
     run_pipeline(cfg, run_dir, progress=False, stages=stages)
     row = trial_row(Path(run_dir)) | {"worker": f"{socket.gethostname()}:{os.getpid()}"}
     return row | (post(run_dir) if post is not None else {})
+
+
+def set_threads(threads: int) -> None:
+    """`threads` torch and numba threads in this process (a trial's worker).
+
+    numba reads NUMBA_NUM_THREADS once, when it is imported, and again only when it compiles. A
+    local worker is spawned: it imports the parent's main module (`neurohw`'s script, or a
+    benchmark: both import numba) before its Nanny puts `env` (NUMBA_NUM_THREADS = threads) into
+    os.environ, so numba.config still holds the core count. numba.set_num_threads would then
+    launch a pool of that many threads, and the trial's first compilation would re-read the
+    environment and fail ("Cannot set NUMBA_NUM_THREADS to a different value once the threads
+    have been launched"). So the environment is read again before the pool starts; if a pool
+    is already running, the environment is made to agree with it instead."""
+    import torch
+    torch.set_num_threads(threads)
+    try:
+        import numba
+        from numba.np.ufunc import parallel
+    except ImportError:
+        return
+    if not getattr(parallel, "_is_initialized", False):
+        numba.config.reload_config()
+    elif "NUMBA_NUM_THREADS" in os.environ:
+        os.environ["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
 def trial_row(run_dir: Path) -> dict:

@@ -93,7 +93,7 @@ def loss_fn(cfg: Config):
     def fn(out, y):
         s = out["spikes"]
         if kind == "max_over_time_ce":
-            loss = losses.max_over_time_ce(out["readout_v"], y)
+            loss = losses.max_over_time_ce(out["readout_v"], y, tau=t.max_over_time_tau)
         elif kind == "mean_over_time_ce":
             loss = losses.mean_over_time_ce(out["readout_v"], y)
         elif kind == "spike_count_ce":

@@ -254,3 +254,37 @@ def test_two_node_cluster_on_localhost_runs_the_same_sweep_through_address(tmp_p
             except subprocess.TimeoutExpired:
                 os.killpg(pr.pid, signal.SIGKILL)
     assert gone(procs) == []
+
+
+NUMBA_FIRST = '''
+import numba  # the main module imports numba, as `neurohw` and the benchmarks do (through neurohw)
+from neurohw.sweep import EngineConfig, engine, set_threads
+
+
+def trial():
+    import os
+    set_threads(1)                          # what run_trial does first
+
+    @numba.njit(cache=False)                # then a compilation, which re-reads the environment
+    def f(x):
+        return x + 1
+    return f(1), numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS, os.environ["NUMBA_NUM_THREADS"]
+
+
+if __name__ == "__main__":
+    with engine(EngineConfig(workers=1)) as (client, _):
+        print("RESULT", client.submit(trial, pure=False).result())
+'''
+
+
+def test_local_worker_compiles_after_numba_was_imported_before_its_env(tmp_path):
+    """A spawned local worker imports the main module (and numba) before its Nanny sets
+    NUMBA_NUM_THREADS = 1; starting numba's pool from the stale core count made the trial's first
+    compilation fail ("Cannot set NUMBA_NUM_THREADS to a different value once the threads have
+    been launched"), which happened on a 2-core machine whenever a trial compiled."""
+    script = tmp_path / "numba_first.py"
+    script.write_text(NUMBA_FIRST)
+    e = {k: v for k, v in env().items() if k != "NUMBA_NUM_THREADS"}
+    out = subprocess.run([sys.executable, str(script)], env=e, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "RESULT (2, 1, 1, '1')" in out.stdout, out.stdout + out.stderr[-2000:]

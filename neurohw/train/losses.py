@@ -7,8 +7,17 @@ import torch
 import torch.nn.functional as F
 
 
-def max_over_time_ce(readout_v: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of logits = max over time of the non-spiking readout's membrane."""
+def max_over_time_ce(readout_v: torch.Tensor, labels: torch.Tensor, tau: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of logits = max over time of the non-spiking readout's membrane ([B, T, n]).
+
+    With tau > 0 the max is softened to tau * logsumexp(v / tau) over time (between the max and
+    the max + tau * log T). Why: the readout's membrane is the constant 0 until the first hidden
+    spike reaches it; a class whose membrane then stays below 0 on every sample has its hard
+    max at one of those constant steps, which passes no gradient, so the class can never come
+    back (configs/yinyang.yaml seed 7 at lr 0.005, docs/quant.md). The soft max sends every step
+    a share exp((v_t - max) / tau) of the gradient. The decision stays the hard max."""
+    if tau > 0:
+        return F.cross_entropy(tau * torch.logsumexp(readout_v / tau, dim=1), labels)
     return F.cross_entropy(readout_v.max(dim=1).values, labels)
 
 
