@@ -142,7 +142,7 @@ def test_bundle_v3_errors(tmp_path):
         load_bundle(tmp_path / "b")
 
 
-@pytest.mark.parametrize("name", ["digits", "recurrent", "spike_train", "yinyang", "yinyang_stochastic"])
+@pytest.mark.parametrize("name", ["digits", "recurrent", "spike_train", "yinyang_stochastic"])
 def test_committed_v2_bundles_load(name):
     from pathlib import Path
     path = Path(__file__).parent.parent / "deploy" / name
