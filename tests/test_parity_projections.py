@@ -130,3 +130,38 @@ def test_dense_networks_with_recurrent_delays():
         x = synth.random_raster(rng, net, 2, 16)
         assert net.kinds == ["dense"] * len(net.layers)
         assert not compare(emu.run(net, x, probes=True), reference_run(net, x))
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("graded", [False, True])
+def test_vector_rows_equal_reference(graded):
+    """The 8-lane paths (neurohw.emu.simd): conv rows of og = 8, 16, 24 output channels per group
+    and depthwise convs / pools of C = 8, 12 (8 lanes + 4 scalar) and 16 channels, strides,
+    paddings and dilations, binary spikes and graded payloads, weights at both ends of the range:
+    emulator (auto and path 'event') = NumPy reference on every spike, u and v. The random suite
+    above draws few channels, so it never reaches these paths."""
+    from neurohw import Conv2d, sum_pool
+    rng = np.random.default_rng(41 + graded)
+    bits = 6 if graded else 0
+    lif = dict(du=2048, dv=1024)
+    cases = []
+    for og, groups, C, k, stride, pad, dil in [(8, 1, 2, 3, 1, 1, 1), (16, 1, 3, 3, 2, 1, 1), (8, 2, 4, 2, 1, 0, 2),
+                                               (24, 1, 1, 5, 1, 2, 1), (1, 8, 8, 3, 1, 1, 1), (1, 12, 12, 3, 2, 0, 1),
+                                               (1, 16, 16, 2, 1, 1, 2)]:
+        co = og * groups
+        w = rng.integers(-128, 128, (co, k, k, C // groups)) * 2      # mixed sign: even weights
+        w.flat[:2] = (-256, 254)
+        H, W = int(rng.integers(5, 10)), int(rng.integers(5, 10))
+        conv = IntLayer(weights=w, conv=Conv2d((H, W, C), stride=stride, padding=pad, dilation=dil, groups=groups),
+                        vth=int(rng.integers(50, 400)), **lif)
+        layers = [conv]
+        if conv.shape[2] >= 8 and min(conv.shape[:2]) >= 2:
+            layers.append(sum_pool(conv.shape, 2, int(rng.integers(1, 40)), vth=30, **lif))
+        net = IntNetwork(n_in=H * W * C, layers=layers, input_message_bits=bits)
+        cases.append((net, synth.random_raster(rng, net, 3, 8, density=0.3)))
+    assert any(project.is_depthwise(n.layers[0]) and not n.layers[0].conv.pool for n, _ in cases)
+    bad = [(i, m) for i, (net, x) in enumerate(cases)
+           if (m := compare(emu.run(net, x, probes=True), reference_run(net, x))
+               + compare(emu.run(net, x, probes=True, path="event"), reference_run(net, x)))]
+    assert not bad, bad
+    assert all(sum(int(s.sum()) for s in emu.run(net, x).spikes) > 0 for net, x in cases)

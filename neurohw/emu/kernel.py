@@ -53,7 +53,7 @@ def neuron_step(u, v, acc, acc_rec, rec, w_exp, r_exp, graded, du, dv, vth_eff, 
     """One neuron, one step: Dense outputs, noise, chip.lif_update -> (u, v, spike, flags).
 
     The one place where a step of the integer network is assembled (neuron_input, then
-    neuron_update); the emulator's kernel (in two passes, see _neurons), the hardware-exact
+    neuron_update); the emulator's kernel (as _neurons' loops), the hardware-exact
     trainer (layer_step) and the delayed-recurrence loop all use it."""
     return neuron_update(u, v, neuron_input(acc, acc_rec, rec, w_exp, r_exp, graded), du, dv, vth_eff, bias,
                          kind, dist, mant, exp, seed, tables, layer, k, t, sid)

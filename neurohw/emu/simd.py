@@ -6,6 +6,10 @@ miscompilation), so the short rows of a conv kernel (8 or 16 output channels) wo
 int32 at a time. These intrinsics add 8 consecutive int32 in one vector operation instead
 (on AVX2 one ymm load, add and store; LLVM splits them where vectors are narrower). The
 caller guarantees that all 8 lanes are in bounds: nothing is checked here.
+
+Numba's on-disk cache (cache=True) is keyed on the source file of each compiled function, not on
+the modules it calls: after editing this file (or neurohw.chip), clear the __pycache__ of
+neurohw/emu, or the kernels keep the old code.
 """
 from llvmlite import ir
 from numba import types
