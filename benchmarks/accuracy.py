@@ -24,7 +24,8 @@ from neurohw import emu, tasks
 from neurohw._io import write_json
 from neurohw.network import load_bundle
 from neurohw.config import load_config, parse_config
-from neurohw.pipeline import Run, load_data, load_float, run_pipeline
+from neurohw.pipeline import run_pipeline
+from neurohw.rundir import Run, load_data, load_float
 from neurohw.sweep import parse_sweep, run_sweeps
 from neurohw.train import Escape
 

@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from neurohw import emu, events, quant, tasks
 from neurohw.config import parse_config
 from neurohw.data import digits
-from neurohw.pipeline import Run, load_data, load_float, load_plans
+from neurohw.rundir import Run, load_data, load_float, load_plans
 
 
 def main() -> None:

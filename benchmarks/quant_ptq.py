@@ -16,7 +16,7 @@ import torch
 
 from neurohw import quant, tasks
 from neurohw.config import parse_config
-from neurohw.pipeline import Run, load_data, load_float
+from neurohw.rundir import Run, load_data, load_float
 from neurohw.quant import core
 
 

@@ -28,7 +28,8 @@ def extras(run_dir: str) -> dict:
     torch.set_num_threads(1)
     from neurohw import tasks
     from neurohw.config import parse_config
-    from neurohw.pipeline import Run, decisions, load_data, load_float
+    from neurohw.pipeline import decisions
+    from neurohw.rundir import Run, load_data, load_float
     run_dir = Path(run_dir)
     cfg = parse_config(json.loads((run_dir / "config.json").read_text()), source=str(run_dir))
     run = Run(cfg, run_dir, progress=False)

@@ -44,7 +44,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .pipeline import ORDER
+    from .rundir import ORDER
     run = _stages(args, ORDER)
     import json
     rep = json.loads((run.dir / "report.json").read_text())
@@ -68,7 +68,7 @@ def cmd_quantize(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .pipeline import ORDER
+    from .rundir import ORDER
     run = _stages(args, ORDER)
     print(f"report: {run.dir / 'report.md'}")
     return 0
@@ -114,7 +114,7 @@ def cmd_parity(args) -> int:
     import json
 
     from .deploy import check_bundle
-    from .pipeline import STAGES
+    from .rundir import STAGES
     p = Path(args.target)
     if (p / "config.json").exists():
         run = _stages(argparse.Namespace(target=str(p), out=None, quiet=True), tuple(STAGES))
@@ -202,7 +202,7 @@ def cmd_export(args) -> int:
         return 0
     from .interop import nir as nx
     if run_dir:
-        from .pipeline import Run, load_float
+        from .rundir import Run, load_float
         cfg, _ = _config(str(src), None)
         g = nx.to_nir(load_float(Run(cfg, src, progress=False)), dt=args.dt, fold_r=args.fold_r)
     else:

@@ -73,7 +73,7 @@ def run_gradcheck(cfg: Config, run_dir: Path, settings: AuditSettings, hw: bool 
     res = audit(net, x, y, tasks.loss_fn(cfg), settings, progress=progress)
     res.update(config=cfg.name, network="trained" if trained else "initialized", seconds=time.perf_counter() - t0)
     if hw and (run_dir / "plans.json").exists():
-        from .pipeline import Run, load_quantized
+        from .rundir import Run, load_quantized
         qnet, plans = load_quantized(Run(cfg, run_dir, progress=False))
         res["hw_seconds_per_path"] = hw_timing(cfg, qnet, plans, x[:8], y[:8], paths=4)
     run_dir.mkdir(parents=True, exist_ok=True)

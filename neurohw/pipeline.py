@@ -7,10 +7,8 @@ checkpoint. The report stage always runs (it only reads artifacts).
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,60 +17,12 @@ import torch
 from . import emu, generative, quant, tasks
 from ._io import save_torch, write_json, write_npz, write_text
 from .config import Config
+from .rundir import ORDER, STAGES, Run, file_model, load_data, load_float, load_quantized
 from .network import IntNetwork, RunResult, load_bundle
 from .parity import compare
 from .train.hw import HwExactNet
 from .train.init import fluctuation_init
 from .train.loop import TrainConfig, fit
-
-# stage -> config sections its outputs depend on
-STAGES = {
-    "data": ("data",),
-    "train": ("data", "model", "neuron", "train"),
-    "quantize": ("data", "model", "neuron", "train", "quant"),
-    "emulate": ("data", "model", "neuron", "train", "quant"),
-    "lava": ("data", "model", "neuron", "train", "quant", "deploy"),
-    "parity": ("data", "model", "neuron", "train", "quant", "deploy", "parity"),
-}
-ORDER = tuple(STAGES) + ("report",)
-
-
-# ---------------------------------------------------------------------------------------------
-# The manifest
-
-@dataclass
-class Run:
-    """A run directory: the config, the manifest of completed stages, and loaded artifacts."""
-
-    cfg: Config
-    dir: Path
-    progress: bool = True
-    cache: dict = field(default_factory=dict)
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.dir / "manifest.json"
-
-    def manifest(self) -> dict:
-        if self.manifest_path.exists():
-            return json.loads(self.manifest_path.read_text())
-        return {"stages": {}}
-
-    def done(self, stage: str) -> bool:
-        entry = self.manifest()["stages"].get(stage)
-        return bool(entry and entry["hash"] == self.cfg.section_hash(*STAGES[stage])
-                    and all((self.dir / f).exists() for f in entry["files"]))
-
-    def complete(self, stage: str, files: list[str], seconds: float, **info) -> None:
-        m = self.manifest()
-        m["stages"][stage] = dict(hash=self.cfg.section_hash(*STAGES[stage]), files=files,
-                                  seconds=round(seconds, 3), **info)
-        write_json(self.manifest_path, m)
-
-    def log(self, msg: str) -> None:
-        if self.progress:
-            print(msg, flush=True)
-
 
 # ---------------------------------------------------------------------------------------------
 # Stages
@@ -81,14 +31,6 @@ def stage_data(run: Run) -> list[str]:
     d = tasks.build_data(run.cfg)
     write_npz(run.dir / "data.npz", **d.as_dict())
     return ["data.npz"]
-
-
-def load_data(run: Run) -> tasks.TaskData:
-    if "data" not in run.cache:
-        z = np.load(run.dir / "data.npz")
-        val = (z["x_val"], z["y_val"]) if "x_val" in z else (None, None)
-        run.cache["data"] = tasks.TaskData(z["x_train"], z["y_train"], z["x_test"], z["y_test"], *val)
-    return run.cache["data"]
 
 
 def _train_cfg(cfg: Config, epochs: int, lr: float) -> TrainConfig:
@@ -117,24 +59,6 @@ def resume_dir(run: Run, stage: str, name: str) -> Path:
     return path
 
 
-def file_model(cfg: Config):
-    """A `model: {nir: ...}` / `{netx: ...}` config's float network, and for netx the imported
-    IntNetwork with the plans that reproduce it exactly (neurohw.interop)."""
-    f = cfg.model.file
-    if f.kind == "nir":
-        from .interop.nir import from_nir
-        net, exact = from_nir(f.path, dt=f.dt, peer=f.peer), None
-    else:
-        from .interop.netx import load
-        inet = load(f.path)
-        net, plans = quant.from_int_network(inet)
-        exact = (inet, plans)
-    if net.n_in != cfg.n_in:
-        raise ValueError(f"model.{f.kind} = {f.path}: the network takes {net.n_in} inputs, "
-                         f"data.task = {cfg.data.task!r} gives {cfg.n_in}")
-    return net, exact
-
-
 def stage_train(run: Run) -> list[str]:
     cfg, d = run.cfg, load_data(run)
     ckpt_dir = resume_dir(run, "train", "train")
@@ -150,22 +74,6 @@ def stage_train(run: Run) -> list[str]:
     save_torch(run.dir / "float_model.pt", net.state_dict())
     write_json(run.dir / "train_metrics.json", metrics)
     return ["float_model.pt", "train_metrics.json"]
-
-
-def load_float(run: Run, name: str = "float_model.pt"):
-    net = file_model(run.cfg)[0] if run.cfg.model.file is not None else tasks.build_model(run.cfg)
-    net.load_state_dict(torch.load(run.dir / name, weights_only=False))
-    return net
-
-
-def load_quantized(run: Run):
-    """The float network after QAT and its quantization plans."""
-    return load_float(run, "quant_model.pt"), load_plans(run)
-
-
-def load_plans(run: Run) -> list:
-    sp = tasks.spiking_of(run.cfg)
-    return [quant.plan_from_dict(p, sp) for p in json.loads((run.dir / "plans.json").read_text())]
 
 
 def decisions(cfg: Config, net, x: np.ndarray, batch_size: int = 256, seed: int = 12345) -> np.ndarray:

@@ -17,6 +17,7 @@ import torch  # noqa: E402
 
 from ._io import atomic_path, write_json, write_text  # noqa: E402
 from .network import RunResult, load_bundle  # noqa: E402
+from .rundir import load_data, load_float, load_plans  # noqa: E402
 
 def chip_resources(inet, x: np.ndarray, spikes: list[np.ndarray], chip: str = "loihi1") -> dict:
     """The fit on a chip profile and SANA-FE's energy and latency for these inputs and spikes
@@ -85,7 +86,6 @@ def _save(fig, run, name: str, files: list) -> None:
 
 
 def write_report(run) -> list[str]:
-    from .pipeline import load_data, load_float, load_plans
     cfg, d = run.cfg, load_data(run)
     inet = load_bundle(run.dir / "bundle")
     L = len(inet.layers)

@@ -343,7 +343,7 @@ def trial_row(run_dir: Path) -> dict:
 
 
 def finished(t: Trial, stages: tuple[str, ...]) -> bool:
-    from .pipeline import Run
+    from .rundir import Run
     run = Run(t.cfg, t.dir, progress=False)
     return (all(run.done(s) for s in stages if s != "report")
             and ("report" not in stages or (t.dir / "report.json").exists()))

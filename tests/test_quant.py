@@ -238,7 +238,8 @@ def test_qat_epoch_deployed_is_the_most_agreeing_on_validation(tmp_path, monkeyp
     import json
 
     from neurohw import tasks
-    from neurohw.pipeline import decisions, load_data, load_float, load_quantized, run_pipeline
+    from neurohw.pipeline import decisions, run_pipeline
+    from neurohw.rundir import load_data, load_float, load_quantized
     build = tasks.build_data
 
     def shifted(cfg):

@@ -206,7 +206,7 @@ def check_deployed_epoch(t):
     """The quantize stage deploys the QAT epoch (0 = post-training) best on validation."""
     import numpy as np
     from neurohw import quant, tasks
-    from neurohw.pipeline import Run, load_data, load_quantized
+    from neurohw.rundir import Run, load_data, load_quantized
     v = json.loads((t.dir / "quant_report.json").read_text())["validation"]
     accs = [v["ptq"], *v["qat_epochs"]]
     assert len(accs) == 2 and v["chosen_epoch"] == int(np.argmax(accs)) and v["deployed"] == max(accs)

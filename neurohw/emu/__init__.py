@@ -7,6 +7,7 @@ from .. import chip
 from ..network import IntNetwork, RunResult
 from ..noise import NOISE_TABLES
 from . import project, synapses
+from .project import NO_CONV, rec_rows
 from .kernel import PROJ_CONV, PROJ_DEPTHWISE, PROJ_EVENT, PROJ_MATVEC, PROJ_SUMS, PROJ_TABLE, neuron_layer
 
 
@@ -40,15 +41,6 @@ def layer_arrays(layer, layer_index: int) -> dict:
                 layer=layer_index)
 
 
-def rec_rows(rec_weights) -> np.ndarray:
-    """Recurrent weights transposed, in the accumulator's dtype: int32 when every sum fits
-    (always below 2**23 neurons), else int64."""
-    if rec_weights is None:
-        return np.zeros((1, 1), np.int32)
-    ok = project.exact_accs(rec_weights, 1, False)
-    return np.ascontiguousarray(np.asarray(rec_weights).T, "int32" if "int32" in ok else "int64")
-
-
 def conv_tables(layer, depthwise: bool) -> tuple:
     """project.depthwise_kernel(layer) or project.conv_kernel(layer), kept on the layer against
     a fingerprint of its kernel bytes and geometry (so an edited layer gets new tables): building
@@ -61,11 +53,6 @@ def conv_tables(layer, depthwise: bool) -> tuple:
         memo = (key, project.depthwise_kernel(layer) if depthwise else project.conv_kernel(layer))
         layer.__dict__["_emu_conv_tables"] = memo
     return memo[1]
-
-
-# neuron_layer's conv argument when the projection is not a conv (same types: one compilation)
-NO_CONV = (np.zeros(1, np.int32), np.zeros((1, 3), np.int64), np.zeros(2, np.int64), np.zeros(1, np.int64),
-           np.zeros(1, np.int64), 0, 0)
 
 
 def layer_block(x, weights, pl: project.Plan, p: dict, rows_rec, graded: bool, sample_ids, probes: bool,

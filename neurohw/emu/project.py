@@ -426,3 +426,17 @@ def depthwise_kernel(layer) -> tuple:
     ostart = np.concatenate([[0], np.cumsum(ok.sum(axis=1))]).astype(np.int64)
     kdw = np.ascontiguousarray(np.transpose(layer.weights[..., 0], (1, 2, 0)), np.int32).ravel()
     return kdw, np.zeros((1, 3), np.int64), ostart, inp[ok].astype(np.int64), tap[ok].astype(np.int64), C, 1
+
+
+# neuron_layer's conv argument when the projection is not a conv (the same types: one compilation)
+NO_CONV = (np.zeros(1, np.int32), np.zeros((1, 3), np.int64), np.zeros(2, np.int64), np.zeros(1, np.int64),
+           np.zeros(1, np.int64), 0, 0)
+
+
+def rec_rows(rec_weights) -> np.ndarray:
+    """Recurrent weights transposed, in the accumulator's dtype: int32 when every sum fits
+    (always below 2**23 neurons), else int64."""
+    if rec_weights is None:
+        return np.zeros((1, 1), np.int32)
+    ok = exact_accs(rec_weights, 1, False)
+    return np.ascontiguousarray(np.asarray(rec_weights).T, "int32" if "int32" in ok else "int64")

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import project
+from .project import NO_CONV, rec_rows
 from ..chip import FLAG_U_WRAP, FLAG_V_SAT, conv_out, delay_slot_out, delay_term, wrap32
 from ..noise import NOISE_TABLES
 from .kernel import PROJ_SUMS, neuron_layer, neuron_step
@@ -172,7 +173,6 @@ def run_layer(layer, x, p: dict, graded: bool, sample_ids, probes: bool):
     neuron_layer (messages as its precomputed sums, weight_exp 0), or, when the recurrent
     projection has delays, in message_layer. Returns (spikes, u, v, wraps, sats) like
     emu.layer_block: the layer-level step the hardware-exact trainer can call."""
-    from . import NO_CONV, rec_rows
     B, T, _ = x.shape
     n = layer.n_out
     if layer.kind == "dense":           # a Dense input with a delayed recurrence: its exact sums
