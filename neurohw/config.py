@@ -717,6 +717,9 @@ def _check_estimator(src: str, train: TrainSection, neuron: NeuronConfig) -> Non
     if train.estimator != "surrogate" and not neuron.stochastic:
         raise _fail(src, "train.estimator", train.estimator, "needs spikes of known probability, but "
                     "neuron.stochastic = False", "'surrogate' for deterministic neurons, or neuron.stochastic: true")
+    if train.estimator == "mixed" and train.loss in DISTRIBUTION_LOSSES:
+        raise _fail(src, "train.estimator", train.estimator, f"needs a per-sample loss, but train.loss = "
+                    f"{train.loss!r} compares sets of samples", "'surrogate' or 'score' with a distribution loss")
 
 
 def _check_model_vs_task(src: str, data: DataConfig, model: ModelConfig, mpath: str,

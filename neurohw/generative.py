@@ -162,6 +162,40 @@ def mmd_loss(spikes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                       time_scale=TRAIN_TIME_SCALE).to(spikes.dtype)
 
 
+def mmd_advantages(spikes: torch.Tensor, y: torch.Tensor, time_scale: float = TIME_SCALE) -> tuple[torch.Tensor, float]:
+    """The likelihood-ratio (score-function) weights of class_mmd2: a [rows] such that
+    sum_i a_i d log P(x_i) / d theta is an unbiased estimate of d E[class_mmd2] / d theta, and the
+    batch's class_mmd2 (float).
+
+    The rows of a class are i.i.d. draws x_1..x_m of the model, so the U-statistic's gradient is
+    sum_i (2 / m) w_i d log P(x_i), with the witness w_i = mean_{l != i} k(x_i, x_l) - mean_j k(x_i, y_j)
+    (each pair term differentiated through both of its draws). The baseline b_i = mean over
+    j != i of w_j computed without x_i is independent of x_i, so subtracting it keeps the estimate
+    unbiased (the leave-one-out baseline of neurohw.grad, here over the other samples of the
+    class rather than other paths of one sample). Divided by the number of classes present, as
+    class_mmd2 averages them."""
+    spikes, data = spikes.detach().double(), y[..., K_CLASSES:].detach().double()
+    classes = classes_of(y.detach().numpy())
+    x, yp = raster_path(spikes, time_scale), raster_path(data, time_scale)
+    present = [k for k in range(K_CLASSES) if np.sum(classes == k) >= 3]
+    if not present:
+        raise ValueError("generative: the score-function gradient needs >= 3 samples of some class in a batch")
+    adv, value = torch.zeros(len(classes), dtype=torch.float64), 0.0
+    for k in present:
+        idx = np.nonzero(classes == k)[0]
+        m = len(idx)
+        kxx, kyy, kxy = (sigkernel.gram(a, b, backend=BACKEND, n_jobs=N_JOBS)
+                         for a, b in ((x[idx], x[idx]), (yp[idx], yp[idx]), (x[idx], yp[idx])))
+        value += float(sigkernel.mmd2_unbiased(kxx, kyy, kxy)) / len(present)
+        kxx = kxx - torch.diag(kxx.diagonal())
+        rows, cross = kxx.sum(1), kxy.mean(1)
+        w = rows / (m - 1) - cross
+        w_without = (rows[None, :] - kxx) / (m - 2) - cross[None, :]      # [i, j]: w_j without x_i
+        baseline = (w_without.sum(1) - w_without.diagonal()) / (m - 1)
+        adv[idx] = 2.0 / m * (w - baseline) / len(present)
+    return adv, value
+
+
 def mmd_score(spikes, y) -> float:
     """class_mmd2 on a whole set (no gradient, Gram matrices in chunks): the task's score (lower is
     better); NaN for a set too small to hold 2 samples of any class (e.g. 3 Lava samples)."""

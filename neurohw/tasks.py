@@ -109,6 +109,8 @@ def loss_fn(cfg: Config):
         if t.rate_strength > 0:
             loss = loss + losses.rate_regularizer(s, [t.rate_low] * len(s), [t.rate_high] * len(s), t.rate_strength)
         return loss
+    if kind == "sig_mmd":       # train.estimator 'score': the MMD's own likelihood-ratio weights
+        fn.advantages = lambda out, y: generative.mmd_advantages(out["spikes"][-1], y)
     return fn
 
 

@@ -190,6 +190,18 @@ def gradient(net, x: torch.Tensor, y: torch.Tensor, loss_fn, estimator: str = "s
         out = net(xr, generator=generator, sample_ids=idr)
         loss = loss_fn(out, yr)                                   # as fit computes it
         return float(loss.detach()), list(torch.autograd.grad(loss, params, allow_unused=True))
+    advantages = getattr(loss_fn, "advantages", None)
+    if advantages is not None:
+        # a loss on the set of samples (an MMD: a U-statistic), not a mean of per-sample losses:
+        # it gives the likelihood-ratio weight of every row itself (baselined over the other rows)
+        if estimator != "score":
+            raise ValueError(f"estimator {estimator!r}: this loss compares sets of samples (no per-sample "
+                             "loss); allowed 'surrogate' or 'score'")
+        tape = Tape(mode="fixed")
+        out = net(xr, generator=generator, sample_ids=idr, tape=tape)
+        adv, value = advantages(out, yr)
+        objective = (tape.log_prob().double() * adv).sum()
+        return float(value), list(torch.autograd.grad(objective, params, allow_unused=True))
     tape = Tape(mode="gated" if estimator == "mixed" else "fixed")
     out = net(xr, generator=generator, sample_ids=idr, tape=tape)
     ell = per_sample_losses(loss_fn, out, yr)                     # [K * B]
