@@ -59,7 +59,7 @@ READOUT_KEYS = ("n", "du", "dv")
 NEURON_KEYS = ("stochastic", "escape", "beta", "surrogate", "surrogate_beta", "scale_by_beta",
                "detach_reset", "noise_seed")
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "clip", "trials", "loss", "init_xi", "rate_low",
-              "rate_high", "rate_strength", "estimator", "paths", "max_over_time_tau")
+              "rate_high", "rate_strength", "estimator", "paths", "max_over_time_tau", "score_epochs", "score_lr")
 ESTIMATORS = ("surrogate", "score", "mixed")      # neurohw.grad (docs/gradients.md)
 QUANT_KEYS = ("weight_bits", "qat_epochs", "qat_lr", "qat_hw_exact", "clip_select", "target")
 CLIP_SELECT = ("train_accuracy", "weight_error", "agreement")
@@ -202,6 +202,10 @@ class TrainSection:
     # logsumexp(v / tau) over time, which a class whose membrane never rises above the constant 0
     # of the first steps cannot pin (docs/quant.md); the decision is the max either way
     max_over_time_tau: float = 0.0
+    # a second phase after `epochs`: score_epochs more with the score-function (likelihood-ratio)
+    # estimator, unbiased where the surrogate is not, at score_lr (None: lr), `paths` paths
+    score_epochs: int = 0
+    score_lr: float | None = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,8 @@ def _train_dict(t: TrainSection) -> dict:
         del d["estimator"], d["paths"]
     if not t.max_over_time_tau:
         del d["max_over_time_tau"]
+    if not t.score_epochs:
+        del d["score_epochs"], d["score_lr"]
     return d
 
 
@@ -700,11 +706,22 @@ def _parse_estimator(m: _Map, t: TrainSection) -> TrainSection:
     """train.estimator and train.paths: score and mixed sample `paths` (>= 2, for the leave-one-out
     baseline) paths per sample and replace `trials`; the surrogate averages `trials` paths."""
     est = m.choice("estimator", "surrogate", ESTIMATORS)
+    score_epochs = m.int_("score_epochs", 0, 0, 10000)
+    score_lr = m.float_("score_lr", None, gt=0, le=10, nullable=True)
+    if score_lr is not None and not score_epochs:
+        raise m.fail("score_lr", score_lr, "only applies with train.score_epochs > 0",
+                     "omit it, or set train.score_epochs")
+    if score_epochs:
+        if est != "surrogate":
+            raise m.fail("score_epochs", score_epochs, f"follows a surrogate training, but train.estimator = "
+                         f"{est!r} trains every epoch with its own estimator", "0 with estimator 'score' or 'mixed'")
+        paths = m.int_("paths", 2, 2, 4096)
+        return TrainSection(**{**asdict(t), "score_epochs": score_epochs, "score_lr": score_lr, "paths": paths})
     if est == "surrogate":
         if m.given("paths"):
             raise m.fail("paths", m.raw["paths"], "only applies to train.estimator 'score' or 'mixed', but "
                          "train.estimator = 'surrogate' (it averages train.trials paths)",
-                         "paths only with estimator 'score' or 'mixed' (omit it or set null)")
+                         "paths only with estimator 'score' or 'mixed' or train.score_epochs > 0 (omit it or set null)")
         return t
     if t.trials != 1:
         raise m.fail("trials", t.trials, f"does not apply to train.estimator = {est!r} (it samples "
@@ -714,6 +731,9 @@ def _parse_estimator(m: _Map, t: TrainSection) -> TrainSection:
 
 
 def _check_estimator(src: str, train: TrainSection, neuron: NeuronConfig) -> None:
+    if train.score_epochs and not neuron.stochastic:
+        raise _fail(src, "train.score_epochs", train.score_epochs, "needs spikes of known probability, but "
+                    "neuron.stochastic = False", "0 for deterministic neurons, or neuron.stochastic: true")
     if train.estimator != "surrogate" and not neuron.stochastic:
         raise _fail(src, "train.estimator", train.estimator, "needs spikes of known probability, but "
                     "neuron.stochastic = False", "'surrogate' for deterministic neurons, or neuron.stochastic: true")

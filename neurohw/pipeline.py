@@ -70,6 +70,15 @@ def stage_train(run: Run) -> list[str]:
         fluctuation_init(net, d.x_train[:512], xi=cfg.train.init_xi, seed=cfg.seed)
     t0 = time.perf_counter()
     metrics = _fit(run, net, d, _train_cfg(cfg, cfg.train.epochs, cfg.train.lr), ckpt_dir)
+    t = cfg.train
+    if t.score_epochs:          # the unbiased second phase, from where the surrogate left the net
+        tc = TrainConfig(epochs=t.score_epochs, batch_size=t.batch_size, lr=t.score_lr or t.lr, clip=t.clip,
+                         seed=cfg.seed, estimator="score", paths=t.paths)
+        more = _fit(run, net, d, tc, resume_dir(run, "train", "train_score"))
+        metrics["score_phase"] = dict(epochs=t.score_epochs, lr=tc.lr, paths=tc.paths, start=len(metrics["loss"]))
+        for k, v in more.items():
+            if isinstance(v, list) and isinstance(metrics.get(k), list):
+                metrics[k] = metrics[k] + v
     metrics["seconds"] = time.perf_counter() - t0
     save_torch(run.dir / "float_model.pt", net.state_dict())
     write_json(run.dir / "train_metrics.json", metrics)
@@ -305,7 +314,7 @@ def run_pipeline(cfg: Config, out_dir: str | Path | None = None, progress: bool 
     run.dir.mkdir(parents=True, exist_ok=True)
     write_json(run.dir / "config.json", cfg.to_dict())
     if force:                                            # start training over, too
-        for name in ("train", "qat"):
+        for name in ("train", "train_score", "qat"):
             shutil.rmtree(run.dir / name, ignore_errors=True)
     for stage in stages:
         if stage != "report" and not force and run.done(stage):

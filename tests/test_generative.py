@@ -184,3 +184,32 @@ def test_score_estimator_on_the_generative_loss():
         gradient(net, x, y, tasks.loss_fn(cfg), "mixed", 2)
     with pytest.raises(ConfigError, match=r"train\.estimator.*mixed.*compares sets of samples"):
         config(train={"estimator": "mixed"})
+
+
+@pytest.mark.parametrize("over,msg", [
+    ({"train": {"score_lr": 0.01}}, "train.score_lr = 0.01.*only applies with train.score_epochs"),
+    ({"train": {"score_epochs": 3, "estimator": "score"}}, "train.score_epochs = 3.*follows a surrogate training"),
+    ({"train": {"score_epochs": 3, "paths": 1}}, "train.paths = 1"),
+    ({"train": {"score_epochs": 3}, "neuron": {"stochastic": False}}, "train.score_epochs = 3.*known probability"),
+])
+def test_score_phase_config_rules(over, msg):
+    with pytest.raises(ConfigError, match=msg):
+        config(**over)
+
+
+def test_score_phase_follows_the_surrogate_training(tmp_path):
+    """train.score_epochs: the surrogate's epochs, then the score-function estimator's from where
+    they left the net (its own checkpoints), the metrics one list; a re-run is up to date."""
+    cfg = config(tmp_path, train={"epochs": 2, "score_epochs": 2, "score_lr": 0.005})
+    assert cfg.train.paths == 2 and cfg.train.estimator == "surrogate"
+    run = pipeline.run_pipeline(cfg, progress=False, stages=("data", "train"))
+    m = json.loads((run.dir / "train_metrics.json").read_text())
+    assert len(m["loss"]) == len(m["test_score"]) == 4
+    assert m["score_phase"] == {"epochs": 2, "lr": 0.005, "paths": 2, "start": 2}
+    assert (run.dir / "train_score" / "checkpoint.pt").exists()
+    plain = config(tmp_path / "plain", train={"epochs": 2})
+    assert plain.section_hash("train") != cfg.section_hash("train")
+    assert "score_epochs" not in plain.to_dict()["train"]                   # old configs keep their hashes
+    before = (run.dir / "float_model.pt").read_bytes()
+    pipeline.run_pipeline(cfg, progress=False, stages=("data", "train"))
+    assert (run.dir / "float_model.pt").read_bytes() == before

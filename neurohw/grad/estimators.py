@@ -181,7 +181,8 @@ def gradient(net, x: torch.Tensor, y: torch.Tensor, loss_fn, estimator: str = "s
     ids: one array of noise ids per path (hardware-exact nets), as fit hands out trials."""
     if estimator not in ALL_ESTIMATORS:
         raise ValueError(f"estimator = {estimator!r} is not allowed; allowed {ALL_ESTIMATORS}")
-    if estimator != "surrogate" and paths < 2:
+    advantages = getattr(loss_fn, "advantages", None)
+    if estimator != "surrogate" and paths < 2 and advantages is None:
         raise ValueError(f"estimator {estimator!r}: paths = {paths} must be >= 2 (leave-one-out across paths)")
     params = _params(net)
     B = x.shape[0]
@@ -190,7 +191,6 @@ def gradient(net, x: torch.Tensor, y: torch.Tensor, loss_fn, estimator: str = "s
         out = net(xr, generator=generator, sample_ids=idr)
         loss = loss_fn(out, yr)                                   # as fit computes it
         return float(loss.detach()), list(torch.autograd.grad(loss, params, allow_unused=True))
-    advantages = getattr(loss_fn, "advantages", None)
     if advantages is not None:
         # a loss on the set of samples (an MMD: a U-statistic), not a mean of per-sample losses:
         # it gives the likelihood-ratio weight of every row itself (baselined over the other rows)
